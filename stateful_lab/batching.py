@@ -1,0 +1,66 @@
+"""Order and cut samples into whole batches (DESIGN section 3).
+
+A stateful layer carries lane i of batch k into lane i of batch k+1, so the row
+order of every array here is the feeding order: row k*B + i is lane i of batch k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def trim_to_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop trailing samples so that no partial batch reaches a stateful model.
+
+    Keras 3 broadcasts a short last batch against the state without an error
+    (keras-team/keras#21183), so a partial batch silently gives wrong numbers.
+    Returns the trimmed arrays and how many samples were dropped.
+    """
+    keep = (len(x) // batch_size) * batch_size
+    return x[:keep], y[:keep], len(x) - keep
+
+
+def stream_windows(series: np.ndarray, timesteps: int, batch_size: int) -> np.ndarray:
+    """The `streams` layout: cut the series into B contiguous streams, one per lane.
+
+    Batch k holds window k of every stream, so lane i of batch k+1 continues lane i
+    of batch k in time, which is what a stateful model assumes.
+    """
+    stream_length = len(series) // batch_size
+    windows_per_stream = stream_length // timesteps
+    used = windows_per_stream * timesteps
+    features = series.shape[1]
+    streams = np.stack([series[lane * stream_length: lane * stream_length + used]
+                        for lane in range(batch_size)])
+    # (lanes, windows, T, F) -> (windows, lanes, T, F): batch-major feeding order.
+    windows = streams.reshape(batch_size, windows_per_stream, timesteps, features)
+    return windows.transpose(1, 0, 2, 3).reshape(-1, timesteps, features)
+
+
+def block_windows(series: np.ndarray, timesteps: int, batch_size: int) -> np.ndarray:
+    """The `blocks` layout of the custom-loop article: consecutive windows fill
+    the lanes of one batch, so lane i of batch k+1 does NOT continue lane i of
+    batch k (unless B = 1)."""
+    batches = len(series) // (timesteps * batch_size)
+    used = batches * timesteps * batch_size
+    return series[:used].reshape(batches * batch_size, timesteps, series.shape[1])
+
+
+LAYOUTS = {"streams": stream_windows, "blocks": block_windows}
+
+
+def lane_source_positions(length: int, timesteps: int, batch_size: int, layout: str) -> np.ndarray:
+    """The series position of each window's first step, in feeding order.
+
+    Used to check continuity: lane i of batch k+1 continues lane i of batch k
+    exactly when its window starts `timesteps` after the earlier one.
+    """
+    positions = np.arange(length, dtype=np.int64)[:, None]
+    return LAYOUTS[layout](positions, timesteps, batch_size)[:, 0, 0]
+
+
+def continuous_lanes(starts: np.ndarray, timesteps: int, batch_size: int) -> int:
+    """How many lanes continue from the first batch into the second, out of B."""
+    if len(starts) < 2 * batch_size:
+        return 0
+    return int(np.sum(starts[batch_size:2 * batch_size] == starts[:batch_size] + timesteps))

@@ -1,0 +1,121 @@
+"""The command line: parses, calls the library, prints, maps errors to exit codes.
+
+Exit codes: 0 success; 2 bad usage or bad config; 1 a run that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError, Experiment, load_experiment
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class ConfigErrorExit(click.ClickException):
+    """Every problem of a config on its own line, exit status 2, no traceback."""
+
+    exit_code = 2
+
+    def __init__(self, config: str, error: ConfigError):
+        super().__init__("\n".join(error.problems))
+        self.config = config
+
+    def show(self, file=None) -> None:
+        stream = file or sys.stderr
+        click.echo(f"Error: {self.config} is not a valid config:", err=True, file=stream)
+        for problem in self.message.splitlines():
+            click.echo(f"  {problem}", err=True, file=stream)
+
+
+def _load(config: str, overrides: tuple[str, ...], seeds: int | None = None) -> Experiment:
+    if seeds is not None:
+        overrides = (*overrides, f"seeds={seeds}")
+    try:
+        return load_experiment(config, overrides)
+    except ConfigError as error:
+        raise ConfigErrorExit(config, error) from None
+
+
+config_argument = click.argument("config", type=click.Path(exists=True, dir_okay=False))
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a dotted config key with a YAML value, e.g. --set train.epochs=3. Repeatable.",
+)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="stateful-lab")
+def main() -> None:
+    """Reproduce and test the popular claims about stateful vs stateless Keras LSTMs.
+
+    \b
+    Example:
+        stateful-lab run configs/collocated.yaml
+    """
+
+
+@main.command()
+@config_argument
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder. Default: results/<config name>/.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1 instead of the config's seeds.")
+@set_option
+@click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
+def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Train every variant over every seed of CONFIG and write the result files.
+
+    Writes epochs.csv, summary.csv, summary.md, config.yaml and meta.json.
+
+    \b
+    Example:
+        stateful-lab run configs/collocated.yaml --seeds 3 --set train.epochs=2
+    """
+    experiment = _load(config, overrides, seeds)
+    out = out or Path("results") / experiment.name
+    _check_writable(out)
+    from .runner import run_experiment  # imports TensorFlow: keep `validate` and `--help` fast
+
+    try:
+        summary = run_experiment(experiment, out, echo=click.echo, quiet=quiet)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # a run failing at runtime: exit 1, one line
+        click.echo(f"Error: the run failed: {type(error).__name__}: {error}", err=True)
+        sys.exit(1)
+    from .results import summary_markdown
+
+    click.echo(summary_markdown(summary, experiment.name))
+    click.echo(f"wrote {out}/ (epochs.csv, summary.csv, summary.md, config.yaml, meta.json)")
+
+
+@main.command()
+@config_argument
+@set_option
+def validate(config: str, overrides: tuple[str, ...]) -> None:
+    """Check CONFIG and print it resolved, with every default filled in.
+
+    Prints every problem (and exits 2) if the config is not valid.
+
+    \b
+    Example:
+        stateful-lab validate configs/first_timestep.yaml --set train.batch_size=1
+    """
+    experiment = _load(config, overrides)
+    click.echo(experiment.to_yaml(), nl=False)
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before training, not after, when results could not be written."""
+    existing = next((parent for parent in (out, *out.parents) if parent.exists()), Path("."))
+    if not existing.is_dir() or not _can_write(existing):
+        raise click.UsageError(f"cannot write to {out} ({existing} is not a writable folder); choose another --out")
+
+
+def _can_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)

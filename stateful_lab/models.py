@@ -1,0 +1,64 @@
+"""Keras 3 models for each variant, and the state helpers Keras 3 no longer has.
+
+Keras 3 has no `model.reset_states()` and keeps RNN state variables out of
+`model.weights`, so the lab resets, saves and restores them itself.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from .config import Experiment
+
+VARIANTS = ("stateless", "stateful")
+
+
+def build_model(experiment: Experiment, variant: str, batch_size: int) -> keras.Model:
+    """One LSTM stack and a one-unit Dense head, compiled for the experiment."""
+    data, spec, train = experiment.data, experiment.model, experiment.train
+    stateful = variant == "stateful"
+    # A stateful layer needs a fixed batch size: its state has one row per lane.
+    inputs = keras.Input(batch_shape=(batch_size if stateful else None, data.timesteps, data.features))
+    hidden = inputs
+    for index, units in enumerate(spec.units):
+        last = index == len(spec.units) - 1
+        hidden = keras.layers.LSTM(
+            units, stateful=stateful, return_sequences=not last, name=f"lstm_{index}"
+        )(hidden)
+    outputs = keras.layers.Dense(1, activation=spec.output_activation, name="output")(hidden)
+    model = keras.Model(inputs, outputs, name=variant)
+    metrics = [keras.metrics.BinaryAccuracy(name="accuracy")] if experiment.classification else []
+    model.compile(optimizer=make_optimizer(experiment), loss=spec.loss, metrics=metrics)
+    return model
+
+
+def make_optimizer(experiment: Experiment) -> keras.optimizers.Optimizer:
+    train = experiment.train
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return optimizers[train.optimizer](learning_rate=train.learning_rate, clipnorm=train.clipnorm)
+
+
+def stateful_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if getattr(layer, "stateful", False)]
+
+
+def reset_states(model: keras.Model) -> None:
+    """Zero the state of every stateful layer (Keras 2's model.reset_states())."""
+    for layer in stateful_layers(model):
+        layer.reset_state()
+
+
+def get_states(model: keras.Model) -> list[list[np.ndarray]]:
+    """A copy of every stateful layer's state variables, to restore later."""
+    return [[variable.numpy().copy() for variable in layer.states] for layer in stateful_layers(model)]
+
+
+def set_states(model: keras.Model, states: list[list[np.ndarray]]) -> None:
+    for layer, values in zip(stateful_layers(model), states, strict=True):
+        for variable, value in zip(layer.states, values, strict=True):
+            variable.assign(value)

@@ -1,0 +1,111 @@
+"""Synthetic tasks (DESIGN section 2), one generator function each, in a registry.
+
+Every generator draws from the run's seeded `numpy.random.Generator`, train set
+first, and returns arrays in feeding order (row k*B + i is lane i of batch k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .batching import LAYOUTS, trim_to_batches
+from .config import DataConfig
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    notes: tuple[str, ...] = ()
+    """What was dropped or left out, for the console."""
+
+
+Generator = Callable[[DataConfig, int, np.random.Generator], tuple[np.ndarray, ...]]
+TASKS: dict[str, Generator] = {}
+
+
+def register(name: str) -> Callable[[Generator], Generator]:
+    def add(generator: Generator) -> Generator:
+        TASKS[name] = generator
+        return generator
+    return add
+
+
+def make_dataset(data: DataConfig, batch_size: int, seed: int) -> Dataset:
+    """Generate the task's train and test sets for one seed, cut to whole batches."""
+    rng = np.random.default_rng(seed)
+    x_train, y_train, x_test, y_test = TASKS[data.task](data, batch_size, rng)
+    notes = []
+    x_train, y_train, dropped_train = trim_to_batches(x_train, y_train, batch_size)
+    x_test, y_test, dropped_test = trim_to_batches(x_test, y_test, batch_size)
+    for name, dropped, kept in (("train", dropped_train, len(x_train)), ("test", dropped_test, len(x_test))):
+        if dropped:
+            notes.append(
+                f"warning: dropped {dropped} {name} samples to make whole batches of {batch_size} "
+                f"(kept {kept}); set a multiple of {batch_size}, or data.strict: true to refuse"
+            )
+    if data.task == "random_series":
+        used = len(x_train) * data.timesteps
+        notes.append(
+            f"note: layout {data.layout} uses {used} of {data.series_length} steps per series "
+            f"({len(x_train) // batch_size} batches of {batch_size} windows of {data.timesteps} steps)"
+        )
+    return Dataset(x_train, y_train, x_test, y_test, tuple(notes))
+
+
+def _first_bit_inputs(samples: int, timesteps: int, rng: np.random.Generator) -> np.ndarray:
+    """Random bits, with the first step set to 1 in exactly half the samples."""
+    x = np.zeros((samples, timesteps, 1), dtype=np.float32)
+    x[:, 1:] = rng.integers(0, 2, size=(samples, timesteps - 1, 1))
+    x[rng.choice(samples, size=samples // 2, replace=False), 0] = 1.0
+    return x
+
+
+@register("first_timestep")
+def first_timestep(data: DataConfig, batch_size: int, rng: np.random.Generator):
+    """Label = the sample's own first bit (blog experiment 1)."""
+    x_train = _first_bit_inputs(data.train_samples, data.timesteps, rng)
+    x_test = _first_bit_inputs(data.test_samples, data.timesteps, rng)
+    return x_train, x_train[:, 0, 0].copy(), x_test, x_test[:, 0, 0].copy()
+
+
+def collocated_labels(x: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """y[k*B + i] = x[(k-1)*B + i, 0, 0]: the first bit of the same lane one batch
+    earlier. Batch 0 has no earlier batch and gets random labels."""
+    y = np.empty(len(x), dtype=np.float32)
+    y[batch_size:] = x[:-batch_size, 0, 0]
+    y[:batch_size] = rng.integers(0, 2, size=min(batch_size, len(x)))
+    return y
+
+
+@register("collocated")
+def collocated(data: DataConfig, batch_size: int, rng: np.random.Generator):
+    """Label = the first bit of the collocated sample in the previous batch (blog
+    experiment 2); with B = 1 it is the previous sample's first bit."""
+    x_train = _first_bit_inputs(data.train_samples, data.timesteps, rng)
+    y_train = collocated_labels(x_train, batch_size, rng)
+    x_test = _first_bit_inputs(data.test_samples, data.timesteps, rng)
+    y_test = collocated_labels(x_test, batch_size, rng)
+    return x_train, y_train, x_test, y_test
+
+
+@register("random_series")
+def random_series(data: DataConfig, batch_size: int, rng: np.random.Generator):
+    """Uniform series cut into windows by the layout; the target is the window's
+    last first-feature value (custom-loop article) or pure noise (gradient-flow
+    article)."""
+    arrays = []
+    for _ in ("train", "test"):
+        series = rng.random((data.series_length, data.features), dtype=np.float32)
+        x = LAYOUTS[data.layout](series, data.timesteps, batch_size)
+        if data.target == "last_value":
+            y = x[:, -1, 0].copy()
+        else:
+            y = rng.random(len(x), dtype=np.float32)
+        arrays += [x, y]
+    return tuple(arrays)
