@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CONFIGS := $(wildcard configs/*.yaml)
 
-.PHONY: install test reproduce clean
+.PHONY: install test reproduce bench clean
 
 install: $(STAMP)
 
@@ -20,11 +20,18 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+# Every non-smoke config, into results/<config name>/, then the total wall time.
 reproduce: $(STAMP)
-	@set -e; for config in $(CONFIGS); do \
+	@set -e; started=$$(date +%s); \
+	for config in $(CONFIGS); do \
 		echo "== $$config"; \
 		$(BIN)/stateful-lab run --quiet $$config; \
-	done
+	done; \
+	echo "reproduce: wall time $$(( $$(date +%s) - started )) s"
+
+# Plain Keras fit loop vs the lab's compiled loop; writes results/bench.md.
+bench: $(STAMP)
+	$(BIN)/python -m stateful_lab.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -94,8 +94,10 @@ class TrainConfig(_Strict):
     the first (the gradient-flow article's "incorrect" example)."""
     shuffle: bool = False
     """Shuffle training samples (never allowed with a stateful variant)."""
-    trainer: Literal["fit"] = "fit"
-    """Training procedure: fit runs model.fit(epochs=1, shuffle=False) per epoch."""
+    trainer: Literal["fit", "train_on_batch", "loop"] = "loop"
+    """Training procedure: loop (a GradientTape loop, one XLA-compiled function per
+    epoch; the default, being the fastest), fit (model.fit(epochs=1) per epoch) or
+    train_on_batch (one call per batch). All three give the same numbers."""
 
 
 class Experiment(_Strict):
@@ -108,10 +110,11 @@ class Experiment(_Strict):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    variants: list[Literal["stateless", "stateful"]] = Field(
+    variants: list[Literal["stateless", "stateful", "wide_window"]] = Field(
         default_factory=lambda: ["stateless", "stateful"], min_length=1
     )
-    """Model variants to train, each on the same data and seeds."""
+    """Model variants to train, each on the same data and seeds: stateless, stateful,
+    or wide_window (stateless, seeing its lane's previous window joined in front)."""
     seeds: int | list[int] = 3
     """Seeds: N means 0..N-1, or an explicit list."""
 

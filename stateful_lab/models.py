@@ -11,15 +11,24 @@ import numpy as np
 
 from .config import Experiment
 
-VARIANTS = ("stateless", "stateful")
+VARIANTS = ("stateless", "stateful", "wide_window")
+# Loss objects, not functions: they reduce to the batch mean the way fit does,
+# and the loop trainer calls the very same object.
+LOSSES = {
+    "mse": keras.losses.MeanSquaredError,
+    "mae": keras.losses.MeanAbsoluteError,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+}
 
 
 def build_model(experiment: Experiment, variant: str, batch_size: int) -> keras.Model:
     """One LSTM stack and a one-unit Dense head, compiled for the experiment."""
     data, spec, train = experiment.data, experiment.model, experiment.train
     stateful = variant == "stateful"
+    # wide_window is stateless over its lane's previous window joined to the current one.
+    timesteps = data.timesteps * (2 if variant == "wide_window" else 1)
     # A stateful layer needs a fixed batch size: its state has one row per lane.
-    inputs = keras.Input(batch_shape=(batch_size if stateful else None, data.timesteps, data.features))
+    inputs = keras.Input(batch_shape=(batch_size if stateful else None, timesteps, data.features))
     hidden = inputs
     for index, units in enumerate(spec.units):
         last = index == len(spec.units) - 1
@@ -29,7 +38,7 @@ def build_model(experiment: Experiment, variant: str, batch_size: int) -> keras.
     outputs = keras.layers.Dense(1, activation=spec.output_activation, name="output")(hidden)
     model = keras.Model(inputs, outputs, name=variant)
     metrics = [keras.metrics.BinaryAccuracy(name="accuracy")] if experiment.classification else []
-    model.compile(optimizer=make_optimizer(experiment), loss=spec.loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(experiment), loss=LOSSES[spec.loss](), metrics=metrics)
     return model
 
 

@@ -1,6 +1,13 @@
-"""Training procedures. Each trains one model for the experiment's epochs with
-the same reset and evaluation protocol (DESIGN section 4) and yields one
-`EpochResult` per epoch."""
+"""Training procedures: the articles' three ways of training, with one reset and
+evaluation protocol (DESIGN section 4). Each trains one model for the
+experiment's epochs and yields one `EpochResult` per epoch, and all three give the
+same numbers for the same seed (tests/test_trainers.py).
+
+- `fit`: model.fit(epochs=1) once per epoch (the blog, the gradient-flow article).
+- `train_on_batch`: a Python loop of train_on_batch calls (the gradient-flow article).
+- `loop`: a GradientTape loop (the custom-loop article), with a whole epoch, and the
+  whole evaluation, each compiled by XLA into one function.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from .config import Experiment
-from .models import get_states, reset_states, set_states
+from .models import build_model, get_states, reset_states, set_states, stateful_layers
 from .tasks import Dataset
 
 
@@ -65,4 +74,143 @@ def evaluate(model: keras.Model, dataset: Dataset, batch_size: int) -> dict[str,
     return {name: float(value) for name, value in result.items()}
 
 
-TRAINERS = {"fit": train_fit}
+def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
+    """One train_on_batch call per batch, in order. Keras 3's train_on_batch
+    returns the batch's own figures, so the epoch's running mean is kept here
+    (batches are equal in size, so it equals fit's sample-weighted mean)."""
+    train = experiment.train
+    batch = train.batch_size
+    for epoch in range(train.epochs):
+        if train.reset == "epoch" or epoch == 0:
+            reset_states(model)
+        order = _epoch_order(len(dataset.x_train), batch, train.shuffle)
+        started = time.perf_counter()
+        logs = [
+            model.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True)
+            for rows in order
+        ]
+        seconds = time.perf_counter() - started
+        test = evaluate(model, dataset, batch)
+        yield EpochResult(
+            epoch=epoch,
+            train_loss=float(np.mean([log["loss"] for log in logs])),
+            train_accuracy=float(np.mean([log["accuracy"] for log in logs])) if "accuracy" in logs[0] else math.nan,
+            test_loss=test["loss"],
+            test_accuracy=test.get("accuracy", math.nan),
+            seconds=seconds,
+        )
+
+
+def _epoch_order(samples: int, batch: int, shuffle: bool) -> list[np.ndarray]:
+    rows = np.random.permutation(samples) if shuffle else np.arange(samples)
+    return [rows[start:start + batch] for start in range(0, samples, batch)]
+
+
+def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
+    """A GradientTape loop over batches, one XLA-compiled function per epoch.
+
+    `model` supplies the initial weights. Training runs on a cached twin of the
+    same shape whose compiled functions are re-used across seeds: the twin's
+    weights and optimizer slots are overwritten, so nothing is traced again.
+    """
+    train = experiment.train
+    if train.shuffle:
+        raise ValueError("train.trainer: loop does not shuffle; use fit or train_on_batch with shuffle: true")
+    compiled = CompiledLoop.for_shape(model, experiment, len(dataset.x_train), len(dataset.x_test))
+    compiled.load_initial_weights(model)
+    x_train, y_train = compiled.batches(dataset.x_train, dataset.y_train)
+    x_test, y_test = compiled.batches(dataset.x_test, dataset.y_test)
+    for epoch in range(train.epochs):
+        if train.reset == "epoch" or epoch == 0:
+            reset_states(compiled.model)
+        started = time.perf_counter()
+        train_loss, train_accuracy = (float(value) for value in compiled.train_epoch(x_train, y_train))
+        seconds = time.perf_counter() - started
+        test_loss, test_accuracy = (float(value) for value in compiled.evaluate(x_test, y_test))
+        yield EpochResult(epoch, train_loss, train_accuracy if compiled.classification else math.nan,
+                          test_loss, test_accuracy if compiled.classification else math.nan, seconds)
+    model.set_weights(compiled.model.get_weights())
+
+
+class CompiledLoop:
+    """A model, its optimizer and its XLA-compiled epoch functions, for one shape."""
+
+    _cache: dict[tuple, "CompiledLoop"] = {}
+
+    @classmethod
+    def for_shape(cls, model: keras.Model, experiment: Experiment, train_samples: int, test_samples: int):
+        # Everything that changes the traced graph; seeds and data values do not.
+        key = (model.name, experiment.data.model_dump_json(exclude={"train_samples", "test_samples", "series_length"}),
+               experiment.model.model_dump_json(), experiment.train.model_dump_json(include={
+                   "batch_size", "optimizer", "learning_rate", "clipnorm"}), train_samples, test_samples)
+        if key not in cls._cache:
+            cls._cache[key] = cls(experiment, model.name)
+        return cls._cache[key]
+
+    def __init__(self, experiment: Experiment, variant: str):
+        self.batch_size = experiment.train.batch_size
+        self.classification = experiment.classification
+        self.model = build_model(experiment, variant, self.batch_size)
+        self.optimizer = self.model.optimizer
+        self.optimizer.build(self.model.trainable_variables)
+        # A fresh optimizer's variables (step 0, zero slots, the learning rate),
+        # restored for every seed.
+        self.fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
+        self.loss = self.model.loss
+        self.train_epoch = tf.function(self._train_epoch, jit_compile=True)
+        self.evaluate = tf.function(self._evaluate, jit_compile=True)
+
+    def load_initial_weights(self, model: keras.Model) -> None:
+        """Start like a freshly built model: its weights, zero optimizer slots."""
+        self.model.set_weights(model.get_weights())
+        for variable, value in zip(self.optimizer.variables, self.fresh_optimizer, strict=True):
+            variable.assign(value)
+        reset_states(self.model)
+
+    def batches(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        """(batches, B, T, F) inputs and (batches, B, 1) targets, in feeding order."""
+        batches = len(x) // self.batch_size
+        return (tf.constant(x.reshape(batches, self.batch_size, *x.shape[1:])),
+                tf.constant(y.reshape(batches, self.batch_size, 1)))
+
+    def _step_figures(self, y_true, y_pred):
+        loss = self.loss(y_true, y_pred)
+        correct = tf.reduce_mean(tf.cast(tf.equal(y_true, tf.cast(y_pred > 0.5, y_true.dtype)), tf.float32))
+        return loss, correct
+
+    def _train_epoch(self, x_batches, y_batches):
+        """Every batch in order with an optimizer step; the epoch's mean loss and
+        accuracy, as fit reports them."""
+        batches = tf.shape(x_batches)[0]
+        loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
+        for index in tf.range(batches):
+            with tf.GradientTape() as tape:
+                y_pred = self.model(x_batches[index], training=True)
+                loss, correct = self._step_figures(y_batches[index], y_pred)
+            gradients = tape.gradient(loss, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+            loss_sum += loss
+            correct_sum += correct
+        count = tf.cast(batches, tf.float32)
+        return loss_sum / count, correct_sum / count
+
+    def _evaluate(self, x_batches, y_batches):
+        """The test set in order from a reset state; the training state is put
+        back afterwards, so evaluation never changes training."""
+        states = [variable for layer in stateful_layers(self.model) for variable in layer.states]
+        saved = [tf.identity(variable) for variable in states]
+        for variable in states:
+            variable.assign(tf.zeros_like(variable))
+        batches = tf.shape(x_batches)[0]
+        loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
+        for index in tf.range(batches):
+            loss, correct = self._step_figures(y_batches[index], self.model(x_batches[index], training=False))
+            loss_sum += loss
+            correct_sum += correct
+        for variable, value in zip(states, saved):
+            variable.assign(value)
+        count = tf.cast(batches, tf.float32)
+        return loss_sum / count, correct_sum / count
+
+
+TRAINERS = {"fit": train_fit, "train_on_batch": train_on_batch, "loop": train_loop}

@@ -59,6 +59,15 @@ def test_smoke_config_runs_and_writes_the_output_contract(config, tmp_path):
     assert "Epoch: 0 (Loss, Acc) stateless: Train: (" in result.output
 
 
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_other_trainers_run_from_the_command_line(trainer, tmp_path):
+    result = run_cli(CONFIGS / "smoke" / "first_timestep.yaml", "--out", tmp_path, "--trainer", trainer,
+                     "--seeds", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["trainer"] == trainer
+    assert json.loads((tmp_path / "meta.json").read_text())["trainer"] == trainer
+
+
 def test_untidy_sample_count_is_trimmed_with_a_warning(tmp_path):
     config = CONFIGS / "smoke" / "collocated.yaml"
     result = run_cli(config, "--out", tmp_path, "--seeds", "1", "--set", "data.train_samples=30",
@@ -75,7 +84,7 @@ def test_a_runtime_failure_exits_1_without_traceback(tmp_path, monkeypatch):
         raise RuntimeError("the optimizer exploded")
         yield
 
-    monkeypatch.setitem(trainers.TRAINERS, "fit", broken)
+    monkeypatch.setitem(trainers.TRAINERS, "loop", broken)
     result = run_cli(CONFIGS / "smoke" / "first_timestep.yaml", "--out", tmp_path, "--seeds", "1")
     assert result.exit_code == 1
     assert "the run failed: RuntimeError: the optimizer exploded" in result.output

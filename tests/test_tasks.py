@@ -129,3 +129,21 @@ def test_confidence_interval_matches_the_t_formula_and_stays_in_range():
     assert high == pytest.approx(values.mean() + half_width)
     assert confidence_interval(np.array([1.0, 1.0, 0.5]), bounds=(0, 1))[1] == 1.0
     assert all(np.isnan(confidence_interval(np.array([0.7]))))
+
+
+def test_wide_window_joins_the_previous_window_of_the_same_lane():
+    from stateful_lab.tasks import for_variant
+
+    data = data_config(task="collocated", train_samples=40, test_samples=20)
+    dataset = make_dataset(data, batch_size=4, seed=0)
+    wide = for_variant(dataset, "wide_window", 4)
+    assert wide.x_train.shape == (40, 10, 1) and wide.x_test.shape == (20, 10, 1)
+    np.testing.assert_array_equal(wide.x_train[:4, :5], 0)  # nothing before the first batch
+    for k in range(1, 10):
+        for lane in range(4):
+            row = k * 4 + lane
+            np.testing.assert_array_equal(wide.x_train[row, :5], dataset.x_train[row - 4])
+            np.testing.assert_array_equal(wide.x_train[row, 5:], dataset.x_train[row])
+            # the label is now inside the window the model sees
+            assert wide.y_train[row] == wide.x_train[row, 0, 0]
+    assert for_variant(dataset, "stateful", 4) is dataset

@@ -1,0 +1,115 @@
+"""`make bench`: how much faster the lab's compiled loop trains than the plain
+Keras procedure of the blog post "stateful option in Keras LSTM".
+
+Both train the blog's stateful first_timestep model (1024 samples, batch 4,
+5 steps, 3 units) for 5 epochs, in this one process. The plain side is written
+with Keras alone, the way the article trains: reset, then fit(epochs=1,
+shuffle=False), each epoch. Each side is warmed up first (tracing and XLA
+compilation happen once per process and are not per-epoch costs), then timed over
+REPEATS trainings; the figure is the median ms per epoch. The whole `stateful-lab
+run` is then timed with 1 seed and with 10 seeds, compile and import included.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+
+from .config import load_experiment
+from .models import build_model
+from .results import write_atomic
+from .runner import cpu_model, seed_everything
+from .tasks import make_dataset
+from .trainers import train_loop
+
+REPEATS = 3
+EPOCHS = 5
+CONFIG = Path("configs/first_timestep.yaml")
+
+
+def plain_keras_ms_per_epoch(x, y) -> float:
+    """The article's procedure with Keras 3 spellings; no lab code inside the timing."""
+    model = keras.Sequential([
+        keras.Input(batch_shape=(4, 5, 1)),
+        keras.layers.LSTM(3, stateful=True),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer="adam", loss="mse", metrics=["accuracy"])
+    lstm = model.layers[0]
+
+    def one_training() -> float:
+        started = time.perf_counter()
+        for _ in range(EPOCHS):
+            lstm.reset_state()
+            model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        return (time.perf_counter() - started) * 1000 / EPOCHS
+
+    one_training()  # warm-up: traces fit's train function
+    return statistics.median(one_training() for _ in range(REPEATS))
+
+
+def lab_loop_ms_per_epoch(experiment, dataset) -> float:
+    def one_training() -> float:
+        model = build_model(experiment, "stateful", experiment.train.batch_size)
+        started = time.perf_counter()
+        for _ in train_loop(model, experiment, dataset):
+            pass
+        return (time.perf_counter() - started) * 1000 / EPOCHS
+
+    one_training()  # warm-up: XLA-compiles the epoch and evaluation functions
+    # timed including the per-epoch evaluation the plain side does not do
+    return statistics.median(one_training() for _ in range(REPEATS))
+
+
+def time_cli_run(seeds: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "stateful_lab", "run", str(CONFIG), "--seeds", str(seeds),
+             "--out", out, "--quiet"],
+            check=True, capture_output=True,
+        )
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    experiment = load_experiment(CONFIG, ["train.trainer=loop", "variants=[stateful]", f"train.epochs={EPOCHS}"])
+    dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
+    seed_everything(0)
+    plain = plain_keras_ms_per_epoch(dataset.x_train, dataset.y_train)
+    loop = lab_loop_ms_per_epoch(experiment, dataset)
+    print(f"plain Keras fit loop: {plain:.1f} ms/epoch (median of {REPEATS})", flush=True)
+    print(f"lab loop trainer:     {loop:.2f} ms/epoch (median of {REPEATS}, evaluation included)", flush=True)
+    one, ten = time_cli_run(1), time_cli_run(10)
+    print(f"stateful-lab run {CONFIG} --seeds 1:  {one:.1f} s")
+    print(f"stateful-lab run {CONFIG} --seeds 10: {ten:.1f} s ({ten / one:.2f}x one seed)")
+    speedup = plain / loop
+    write_atomic(Path("results/bench.md"), "\n".join([
+        "# Benchmark: plain Keras fit loop vs the lab's compiled loop",
+        "",
+        "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
+        f"{EPOCHS} epochs. Median of {REPEATS} trainings after one warm-up, in one process "
+        "(`make bench`).",
+        "",
+        "| measurement | figure |",
+        "|---|---|",
+        f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} ms/epoch |",
+        f"| lab `loop` trainer (XLA, one function per epoch, evaluation included) | {loop:.2f} ms/epoch |",
+        f"| speedup | {speedup:.1f}x |",
+        f"| `stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included) | {one:.1f} s |",
+        f"| `stateful-lab run {CONFIG} --seeds 10` | {ten:.1f} s ({ten / one:.2f}x one seed) |",
+        "",
+        f"Machine: {cpu_model()}, {__import__('os').cpu_count()} cores.",
+        "",
+    ]))
+    print(f"speedup: {speedup:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
