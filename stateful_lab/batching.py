@@ -64,3 +64,13 @@ def continuous_lanes(starts: np.ndarray, timesteps: int, batch_size: int) -> int
     if len(starts) < 2 * batch_size:
         return 0
     return int(np.sum(starts[batch_size:2 * batch_size] == starts[:batch_size] + timesteps))
+
+
+def join_previous_window(x: np.ndarray, batch_size: int) -> np.ndarray:
+    """For the `wide_window` variant: each sample with the previous window of its
+    lane (the sample one batch earlier) joined in front, zeros before the first
+    batch. A stateless model on these 2T steps backpropagates across the batch
+    boundary that a stateful model's state cannot carry gradients through."""
+    previous = np.zeros_like(x)
+    previous[batch_size:] = x[:-batch_size]
+    return np.concatenate([previous, x], axis=1)

@@ -33,9 +33,11 @@ class ConfigErrorExit(click.ClickException):
             click.echo(f"  {problem}", err=True, file=stream)
 
 
-def _load(config: str, overrides: tuple[str, ...], seeds: int | None = None) -> Experiment:
+def _load(config: str, overrides: tuple[str, ...], seeds: int | None = None, trainer: str | None = None) -> Experiment:
     if seeds is not None:
         overrides = (*overrides, f"seeds={seeds}")
+    if trainer is not None:
+        overrides = (*overrides, f"train.trainer={trainer}")
     try:
         return load_experiment(config, overrides)
     except ConfigError as error:
@@ -66,8 +68,11 @@ def main() -> None:
               help="Output folder. Default: results/<config name>/.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1 instead of the config's seeds.")
 @set_option
+@click.option("--trainer", type=click.Choice(["loop", "fit", "train_on_batch"]),
+              help="Training procedure, instead of the config's train.trainer.")
 @click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
-def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, ...], quiet: bool) -> None:
+def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, ...],
+        trainer: str | None, quiet: bool) -> None:
     """Train every variant over every seed of CONFIG and write the result files.
 
     Writes epochs.csv, summary.csv, summary.md, config.yaml and meta.json.
@@ -76,7 +81,7 @@ def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, 
     Example:
         stateful-lab run configs/collocated.yaml --seeds 3 --set train.epochs=2
     """
-    experiment = _load(config, overrides, seeds)
+    experiment = _load(config, overrides, seeds, trainer)
     out = out or Path("results") / experiment.name
     _check_writable(out)
     from .runner import run_experiment  # imports TensorFlow: keep `validate` and `--help` fast
@@ -108,6 +113,33 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     """
     experiment = _load(config, overrides)
     click.echo(experiment.to_yaml(), nl=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list.")
+def probe(as_json: bool) -> None:
+    """Measure what a stateful LSTM's state does: carry, lanes, gradients, resets.
+
+    Runs seven checks on tiny seeded models and prints, for each, what it
+    measured and PASS or FAIL. Exits 1 if any check fails.
+
+    \b
+    Example:
+        stateful-lab probe --json
+    """
+    import json
+
+    from .probe import run_checks
+
+    checks = run_checks()
+    if as_json:
+        click.echo(json.dumps([check.as_dict() for check in checks], indent=2))
+    else:
+        width = max(len(check.name) for check in checks)
+        for check in checks:
+            click.echo(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<{width}}  {check.measured}")
+    if not all(check.passed for check in checks):
+        sys.exit(1)
 
 
 def _check_writable(out: Path) -> None:

@@ -21,7 +21,7 @@ from . import __version__
 from .config import Experiment
 from .models import build_model
 from .results import write_results
-from .tasks import make_dataset
+from .tasks import for_variant, make_dataset
 from .trainers import TRAINERS, EpochResult
 
 PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "scipy", "pydantic", "click", "pyyaml")
@@ -57,7 +57,8 @@ def run_experiment(
         for variant in variants:
             seed_everything(seed)
             model = build_model(experiment, variant, train.batch_size)
-            per_variant[variant] = list(TRAINERS[train.trainer](model, experiment, dataset))
+            variant_data = for_variant(dataset, variant, train.batch_size)
+            per_variant[variant] = list(TRAINERS[train.trainer](model, experiment, variant_data))
             done += 1
             if not quiet:
                 seconds = sum(result.seconds for result in per_variant[variant])

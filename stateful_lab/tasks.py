@@ -6,12 +6,12 @@ first, and returns arrays in feeding order (row k*B + i is lane i of batch k).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
-from .batching import LAYOUTS, trim_to_batches
+from .batching import LAYOUTS, join_previous_window, trim_to_batches
 from .config import DataConfig
 
 
@@ -56,6 +56,18 @@ def make_dataset(data: DataConfig, batch_size: int, seed: int) -> Dataset:
             f"({len(x_train) // batch_size} batches of {batch_size} windows of {data.timesteps} steps)"
         )
     return Dataset(x_train, y_train, x_test, y_test, tuple(notes))
+
+
+def for_variant(dataset: Dataset, variant: str, batch_size: int) -> Dataset:
+    """The inputs a variant sees: its lane's previous window joined in front for
+    `wide_window`, the dataset itself otherwise."""
+    if variant != "wide_window":
+        return dataset
+    return replace(
+        dataset,
+        x_train=join_previous_window(dataset.x_train, batch_size),
+        x_test=join_previous_window(dataset.x_test, batch_size),
+    )
 
 
 def _first_bit_inputs(samples: int, timesteps: int, rng: np.random.Generator) -> np.ndarray:

@@ -130,7 +130,7 @@ def test_every_shipped_config_is_valid(config):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["probe"]])
 def test_help_ends_with_an_example(command):
     result = invoke(*command, "-h")
     assert result.exit_code == 0

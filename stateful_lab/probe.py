@@ -1,0 +1,261 @@
+"""`stateful-lab probe`: measure what a stateful LSTM's state does in Keras 3.
+
+The articles assert how state behaves; each check here measures it on a tiny
+seeded model and compares the measurement with the assertion. The same functions
+are the test suite's checks (tests/test_probe.py), so CI guards every one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .batching import continuous_lanes, lane_source_positions
+from .config import parse_experiment
+from .models import build_model, get_states, reset_states, set_states
+from .runner import seed_everything
+from .tasks import make_dataset
+from .trainers import train_fit
+
+BATCH, TIMESTEPS, FEATURES, UNITS = 3, 4, 2, 5
+CLOSE = 1e-5  # outputs that must be equal agree within float32 round-off
+DIFFERENT = 1e-3  # outputs that must differ, differ by at least this
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    measured: str
+    """The measurement in words and numbers."""
+    passed: bool
+    claim: str
+    """What the articles assert, which the measurement tests."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _pair(seed: int = 0) -> tuple[keras.Model, keras.Model]:
+    """A stateful model and a stateless twin with the same weights; the twin
+    takes sequences of any length, so it can see two windows joined in time."""
+    seed_everything(seed)
+
+    def build(stateful: bool) -> keras.Model:
+        shape = (BATCH, TIMESTEPS, FEATURES) if stateful else (None, None, FEATURES)
+        inputs = keras.Input(batch_shape=shape)
+        hidden = keras.layers.LSTM(UNITS, stateful=stateful)(inputs)
+        return keras.Model(inputs, keras.layers.Dense(1)(hidden))
+
+    stateful, stateless = build(True), build(False)
+    stateless.set_weights(stateful.get_weights())
+    return stateful, stateless
+
+
+def _batches(count: int = 2, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # Inputs of unit scale 2: large enough that carried state visibly moves outputs.
+    return [rng.normal(scale=2.0, size=(BATCH, TIMESTEPS, FEATURES)).astype(np.float32) for _ in range(count)]
+
+
+def check_state_carry() -> Check:
+    stateful, stateless = _pair()
+    batch_k, batch_next = _batches()
+    reset_states(stateful)
+    stateful(batch_k)
+    carried = np.asarray(stateful(batch_next))
+    joined = np.asarray(stateless(np.concatenate([batch_k, batch_next], axis=1)))
+    reset_states(stateful)
+    from_reset = np.asarray(stateful(batch_next))
+    equal_to_joined = float(np.abs(carried - joined).max())
+    apart_from_reset = float(np.abs(carried - from_reset).max())
+    return Check(
+        "state carry",
+        f"max |stateful(batch k+1) - stateless(lane's windows k, k+1 joined)| = {equal_to_joined:.1e}; "
+        f"vs after a reset: {apart_from_reset:.3f}",
+        equal_to_joined < CLOSE and apart_from_reset > DIFFERENT,
+        "lane i of batch k+1 starts from the state lane i ended batch k with",
+    )
+
+
+def check_lane_mapping(lane: int = 1) -> Check:
+    stateful, _ = _pair()
+    batch_k, batch_next = _batches()
+    reset_states(stateful)
+    stateful(batch_k)
+    baseline = np.asarray(stateful(batch_next))[:, 0]
+    perturbed_k = batch_k.copy()
+    perturbed_k[lane] += 3.0
+    reset_states(stateful)
+    stateful(perturbed_k)
+    changed = np.abs(np.asarray(stateful(batch_next))[:, 0] - baseline)
+    moved = [index for index in range(BATCH) if changed[index] > 0]
+    return Check(
+        "lane mapping",
+        f"perturbing lane {lane} of batch k moved lanes {moved} of batch k+1 "
+        f"(change {changed[lane]:.3f}; largest elsewhere {np.delete(changed, lane).max():.1e})",
+        moved == [lane] and changed[lane] > DIFFERENT,
+        "sample i of a batch feeds only sample i of the next (sample i -> i + batch size)",
+    )
+
+
+def check_gradient_boundary() -> Check:
+    stateful, stateless = _pair()
+    batch_k, batch_next = (tf.constant(batch) for batch in _batches())
+    reset_states(stateful)
+    with tf.GradientTape() as tape:
+        tape.watch(batch_k)
+        stateful(batch_k)  # writes the state variables that batch k+1 starts from
+        loss = tf.reduce_sum(stateful(batch_next))
+    through_state = tape.gradient(loss, batch_k)
+    state_norm = 0.0 if through_state is None else float(tf.norm(through_state))
+    joined = tf.concat([batch_k, batch_next], axis=1)
+    with tf.GradientTape() as tape:
+        tape.watch(joined)
+        loss = tf.reduce_sum(stateless(joined))
+    joined_norm = float(tf.norm(tape.gradient(loss, joined)[:, :TIMESTEPS]))
+    return Check(
+        "gradient boundary",
+        f"|d loss(batch k+1) / d batch k| = {state_norm:.1e} through the state; "
+        f"{joined_norm:.3f} through the joined 2T-step stateless model",
+        state_norm == 0.0 and joined_norm > DIFFERENT,
+        "backprop does not cross the batch boundary (truncated BPTT)",
+    )
+
+
+def check_reset() -> Check:
+    stateful, _ = _pair()
+    batch_k, batch_next = _batches()
+    stateful(batch_k)
+    stateful(batch_next)
+    reset_states(stateful)
+    largest_state = max(float(np.abs(value).max()) for layer in get_states(stateful) for value in layer)
+    after_reset = np.asarray(stateful(batch_next))
+    fresh, _ = _pair(seed=1)
+    fresh.set_weights(stateful.get_weights())
+    difference = float(np.abs(after_reset - np.asarray(fresh(batch_next))).max())
+    return Check(
+        "reset",
+        f"largest state value after reset = {largest_state:.1e}; "
+        f"max |output - fresh model's output| = {difference:.1e}",
+        largest_state == 0.0 and difference == 0.0,
+        "a reset zeroes the state: the model then acts as if freshly built",
+    )
+
+
+def check_evaluation_leaves_training_alone() -> Check:
+    """Keras 3 evaluate moves the state; the lab's protocol keeps training exact."""
+    experiment = parse_experiment({
+        "data": {"task": "first_timestep", "train_samples": 48, "test_samples": 24},
+        "train": {"epochs": 3, "batch_size": BATCH},
+        "variants": ["stateful"],
+    })
+    dataset = make_dataset(experiment.data, BATCH, seed=0)
+    seed_everything(0)
+    model = build_model(experiment, "stateful", BATCH)
+    model.fit(dataset.x_train, dataset.y_train, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    before = get_states(model)
+    model.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
+    moved = max(float(np.abs(a - b).max()) for old, new in zip(before, get_states(model)) for a, b in zip(old, new))
+
+    differences = {}
+    for policy in ("epoch", "never"):
+        policy_experiment = experiment.model_copy(
+            update={"train": experiment.train.model_copy(update={"reset": policy})}
+        )
+        lab = _trained_weights(policy_experiment, dataset, lambda model: list(train_fit(model, policy_experiment, dataset)))
+        plain = _trained_weights(policy_experiment, dataset, lambda model: _fit_epochs(model, policy_experiment, dataset))
+        raw = _trained_weights(policy_experiment, dataset,
+                               lambda model: _fit_epochs(model, policy_experiment, dataset, raw_evaluate=True))
+        differences[policy] = (_max_difference(lab, plain), _max_difference(raw, plain))
+    passed = moved > 0 and all(lab == 0.0 for lab, _ in differences.values()) and differences["never"][1] > 0
+    per_policy = "; ".join(
+        f"reset {policy}: lab protocol {lab:.1e}, raw evaluate {raw:.1e}" for policy, (lab, raw) in differences.items()
+    )
+    return Check(
+        "evaluation leaves training alone",
+        f"Keras evaluate moves the state by {moved:.3f}; max weight difference from training "
+        f"without evaluation: {per_policy}",
+        passed,
+        "evaluating between epochs must not change what training does",
+    )
+
+
+def _fit_epochs(model, experiment, dataset, raw_evaluate: bool = False) -> None:
+    """Reset per policy and fit, epoch by epoch, with no lab code; optionally a
+    bare Keras evaluate between epochs, as a user would naively write it."""
+    for epoch in range(experiment.train.epochs):
+        if experiment.train.reset == "epoch" or epoch == 0:
+            reset_states(model)
+        model.fit(dataset.x_train, dataset.y_train, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+        if raw_evaluate:
+            model.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
+
+
+def _trained_weights(experiment, dataset, train: Callable[[keras.Model], object]) -> list[np.ndarray]:
+    seed_everything(0)
+    model = build_model(experiment, "stateful", BATCH)
+    train(model)
+    return model.get_weights()
+
+
+def _max_difference(first: list[np.ndarray], second: list[np.ndarray]) -> float:
+    return max(float(np.abs(a - b).max()) for a, b in zip(first, second, strict=True))
+
+
+def check_no_partial_batch() -> Check:
+    """keras-team/keras#21183: a last batch of 1 broadcasts against the state."""
+    samples = 3 * BATCH + 1
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(samples, TIMESTEPS, FEATURES)).astype(np.float32)
+    stateful, _ = _pair()
+    raw_outputs = len(stateful.predict(x, batch_size=BATCH, verbose=0))
+    experiment = parse_experiment({
+        "data": {"task": "first_timestep", "train_samples": samples, "test_samples": samples,
+                 "timesteps": TIMESTEPS},
+        "train": {"batch_size": BATCH},
+    })
+    dataset = make_dataset(experiment.data, BATCH, seed=0)
+    seed_everything(0)
+    model = build_model(experiment, "stateful", BATCH)
+    lab_outputs = len(model.predict(dataset.x_train, batch_size=BATCH, verbose=0))
+    kept = len(dataset.x_train)
+    return Check(
+        "no partial batch",
+        f"raw Keras: {samples} samples in, {raw_outputs} outputs out; "
+        f"lab: trimmed to {kept} samples, {lab_outputs} outputs out",
+        raw_outputs != samples and lab_outputs == kept and kept % BATCH == 0,
+        "a stateful model must only see whole batches",
+    )
+
+
+def check_layout_continuity(batch_size: int = 8, timesteps: int = 5, length: int = 1000) -> Check:
+    counts = {}
+    for layout, lanes in (("streams", batch_size), ("blocks", batch_size), ("blocks", 1)):
+        starts = lane_source_positions(length, timesteps, lanes, layout)
+        counts[(layout, lanes)] = continuous_lanes(starts, timesteps, lanes)
+    return Check(
+        "layout continuity",
+        f"lanes of batch k+1 that continue batch k: streams {counts[('streams', batch_size)]} of {batch_size}, "
+        f"blocks {counts[('blocks', batch_size)]} of {batch_size}, blocks with B=1 {counts[('blocks', 1)]} of 1",
+        counts == {("streams", batch_size): batch_size, ("blocks", batch_size): 0, ("blocks", 1): 1},
+        "the custom-loop article's block layout breaks the continuity stateful needs",
+    )
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    check_state_carry,
+    check_lane_mapping,
+    check_gradient_boundary,
+    check_reset,
+    check_evaluation_leaves_training_alone,
+    check_no_partial_batch,
+    check_layout_continuity,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]

@@ -1,0 +1,32 @@
+"""Each probe check is a test: CI guards what the state does in Keras 3."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from stateful_lab import probe
+from stateful_lab.cli import main
+
+
+@pytest.mark.parametrize("check", probe.CHECKS, ids=lambda check: check.__name__)
+def test_probe_check_passes(check):
+    result = check()
+    assert result.passed, f"{result.name}: {result.measured}"
+
+
+def test_probe_cli_prints_one_line_per_check_and_fails_on_a_failure(monkeypatch):
+    fake = [probe.Check("a", "1.0", True, "x"), probe.Check("b", "2.0", False, "y")]
+    monkeypatch.setattr(probe, "run_checks", lambda: fake)
+    result = CliRunner().invoke(main, ["probe"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["PASS  a  1.0", "FAIL  b  2.0"]
+
+    result = CliRunner().invoke(main, ["probe", "--json"])
+    assert result.exit_code == 1
+    assert [item["passed"] for item in json.loads(result.output)] == [True, False]
+
+
+def test_probe_cli_exits_0_when_all_pass(monkeypatch):
+    monkeypatch.setattr(probe, "run_checks", lambda: [probe.Check("a", "1.0", True, "x")])
+    assert CliRunner().invoke(main, ["probe"]).exit_code == 0
