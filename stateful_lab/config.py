@@ -266,6 +266,11 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             "train.shuffle: true cannot be used with a stateful variant (shuffling breaks the "
             "lane-to-lane order the state relies on); set shuffle: false or drop the variant"
         )
+    if train.shuffle and train.trainer == "loop":
+        problems.append(
+            "train.shuffle: true needs train.trainer fit or train_on_batch; the compiled loop "
+            "feeds batches in order"
+        )
     if len(set(experiment.variants)) != len(experiment.variants):
         problems.append(f"variants: {experiment.variants} lists a variant twice")
     seeds = experiment.seeds

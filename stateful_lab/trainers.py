@@ -114,8 +114,6 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset) -> 
     weights and optimizer slots are overwritten, so nothing is traced again.
     """
     train = experiment.train
-    if train.shuffle:
-        raise ValueError("train.trainer: loop does not shuffle; use fit or train_on_batch with shuffle: true")
     compiled = CompiledLoop.for_shape(model, experiment, len(dataset.x_train), len(dataset.x_test))
     compiled.load_initial_weights(model)
     x_train, y_train = compiled.batches(dataset.x_train, dataset.y_train)

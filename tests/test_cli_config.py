@@ -52,10 +52,13 @@ def test_every_problem_is_reported_at_once(write_config):
     assert_config_error(result, "train.epochs", "model.unitz")
 
 
-def test_shuffle_is_allowed_for_stateless_only_runs(write_config):
+def test_shuffle_is_allowed_for_stateless_only_runs_with_a_shuffling_trainer(write_config):
+    result = invoke("validate", write_config(GOOD), "--set", "train.shuffle=true",
+                    "--set", "variants=[stateless]", "--set", "train.trainer=fit")
+    assert result.exit_code == 0, result.output
     result = invoke("validate", write_config(GOOD), "--set", "train.shuffle=true",
                     "--set", "variants=[stateless]")
-    assert result.exit_code == 0, result.output
+    assert_config_error(result, "train.shuffle: true needs train.trainer fit or train_on_batch")
 
 
 def test_strict_rejects_instead_of_trimming(write_config):
