@@ -74,3 +74,30 @@ def join_previous_window(x: np.ndarray, batch_size: int) -> np.ndarray:
     previous = np.zeros_like(x)
     previous[batch_size:] = x[:-batch_size]
     return np.concatenate([previous, x], axis=1)
+
+
+def cut_sequences(x: np.ndarray, y: np.ndarray, timesteps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut sequences longer than one window into windows fed as consecutive batches.
+
+    Sequences g*B .. g*B+B-1 occupy the lanes of W = L/T consecutive batches; batch
+    g*W + w holds window w of each, so a stateful model carries each sequence
+    through its windows (truncated backprop through time). Every window keeps its
+    sequence's label.
+    """
+    samples, length = x.shape[:2]
+    windows = length // timesteps
+    groups = samples // batch_size
+    x_cut = (x.reshape(groups, batch_size, windows, timesteps, *x.shape[2:])
+             .swapaxes(1, 2)
+             .reshape(groups * windows * batch_size, timesteps, *x.shape[2:]))
+    y_cut = np.repeat(y.reshape(groups, 1, batch_size), windows, axis=1).reshape(-1)
+    return x_cut, y_cut
+
+
+def streams_to_windows(streams: np.ndarray, timesteps: int) -> np.ndarray:
+    """(B, L) streams into (W*B, T, 1) windows in feeding order: batch k holds
+    window k of every stream."""
+    lanes, length = streams.shape
+    windows = length // timesteps
+    cut = streams[:, : windows * timesteps].reshape(lanes, windows, timesteps)
+    return cut.swapaxes(0, 1).reshape(windows * lanes, timesteps, 1)

@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 bad usage or bad config; 1 a run that failed.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -70,33 +71,66 @@ def main() -> None:
 @set_option
 @click.option("--trainer", type=click.Choice(["loop", "fit", "train_on_batch"]),
               help="Training procedure, instead of the config's train.trainer.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; each gets an equal share of the cores.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Send the runs to this Dask scheduler (tcp://host:8786) instead of local workers.")
+@click.option("--force", is_flag=True, help="Re-run runs whose results are already in the output folder.")
 @click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
 def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, ...],
-        trainer: str | None, quiet: bool) -> None:
-    """Train every variant over every seed of CONFIG and write the result files.
+        trainer: str | None, jobs: int, scheduler: str | None, force: bool, quiet: bool) -> None:
+    """Train every variant over every seed (and sweep point) of CONFIG.
 
-    Writes epochs.csv, summary.csv, summary.md, config.yaml and meta.json.
+    Writes epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and
+    meta.json. Runs already finished in the output folder are skipped, so an
+    interrupted run resumes when the same command is run again.
 
     \b
     Example:
-        stateful-lab run configs/collocated.yaml --seeds 3 --set train.epochs=2
+        stateful-lab run configs/collocated.yaml --seeds 3 --set train.epochs=2 --jobs 2
     """
     experiment = _load(config, overrides, seeds, trainer)
     out = out or Path("results") / experiment.name
     _check_writable(out)
-    from .runner import run_experiment  # imports TensorFlow: keep `validate` and `--help` fast
+    from .results import summary_markdown
+    from .runner import SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
 
+    # Both signals abandon only the run in flight. SIGINT is set explicitly: a
+    # process started in the background of a script inherits it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
-        summary = run_experiment(experiment, out, echo=click.echo, quiet=quiet)
+        outcome = run_experiment(experiment, out, echo=click.echo, quiet=quiet, jobs=jobs,
+                                 scheduler=scheduler, force=force)
     except KeyboardInterrupt:
-        raise
-    except Exception as error:  # a run failing at runtime: exit 1, one line
+        click.echo(f"\nInterrupted; {resume}.", err=True)
+        sys.exit(130)
+    except Terminated:
+        click.echo(f"\nTerminated; {resume}.", err=True)
+        sys.exit(143)
+    except SchedulerError as error:
+        raise click.UsageError(str(error)) from None
+    except Exception as error:  # a failure outside any one run: exit 1, one line
         click.echo(f"Error: the run failed: {type(error).__name__}: {error}", err=True)
         sys.exit(1)
-    from .results import summary_markdown
+    click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
+    click.echo(f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
+               f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json)")
+    for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
+        if labels:
+            click.echo(f"{len(labels)} {status}: " + "; ".join(labels), err=True)
+    if outcome.failed:
+        click.echo(f"See {out}/runs.csv for the errors; a re-run retries failed runs.", err=True)
+        sys.exit(1)
 
-    click.echo(summary_markdown(summary, experiment.name))
-    click.echo(f"wrote {out}/ (epochs.csv, summary.csv, summary.md, config.yaml, meta.json)")
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so only the run in flight is lost."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 @main.command()
@@ -113,6 +147,12 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     """
     experiment = _load(config, overrides)
     click.echo(experiment.to_yaml(), nl=False)
+    if experiment.sweep:
+        runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
+        click.echo(f"# sweep: {len(experiment.points)} points x {len(experiment.seed_list)} seeds x "
+                   f"{len(experiment.variants)} variants = {runs} runs")
+        for point, _ in experiment.points:
+            click.echo("#   " + ", ".join(f"{key}={value}" for key, value in point.items()))
 
 
 @main.command()

@@ -8,20 +8,29 @@ then cross-field checks (`_consistency_problems`). Library code raises
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-BIT_TASKS = ("first_timestep", "collocated")
-SERIES_TASKS = ("random_series",)
+# The data keys each task reads, with their defaults. Setting a key that the
+# chosen task does not read is an error, so a config never says something ignored.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "first_timestep": {"train_samples": 1024, "test_samples": 256, "sequence_length": None},
+    "collocated": {"train_samples": 1024, "test_samples": 256},
+    "random_series": {"series_length": 1000, "layout": "streams", "target": "last_value"},
+    "lag_copy": {"stream_length": 1000, "lag": 1},
+}
+TASK_KEYS = {key for defaults in TASK_DEFAULTS.values() for key in defaults}
+CLASSIFICATION_TASKS = ("first_timestep", "collocated", "lag_copy")
 STATEFUL_VARIANTS = ("stateful",)
-
-# Keys that only one family of tasks reads; setting them for another is a mistake.
-_SERIES_ONLY_KEYS = ("series_length", "layout", "target")
-_BIT_ONLY_KEYS = ("train_samples", "test_samples")
+# Keys a sweep may not vary: they name or shape the whole run, not a point of it.
+UNSWEEPABLE = ("name", "description", "sweep", "claims", "seeds", "variants")
 
 
 class ConfigError(ValueError):
@@ -40,8 +49,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """What the model sees: one synthetic task and its sizes."""
 
-    task: Literal["first_timestep", "collocated", "random_series"] = "first_timestep"
-    """Task name (DESIGN section 2): first_timestep, collocated or random_series."""
+    task: Literal["first_timestep", "collocated", "random_series", "lag_copy"] = "first_timestep"
+    """Task name (DESIGN section 2): first_timestep, collocated, random_series or lag_copy."""
     train_samples: int | None = Field(None, ge=1)
     """Training samples (bit tasks; default 1024, the blog's figure)."""
     test_samples: int | None = Field(None, ge=1)
@@ -58,6 +67,13 @@ class DataConfig(_Strict):
     target: Literal["last_value", "noise"] | None = None
     """What to predict (random_series; default last_value): the first feature of the
     window's last step, or independent uniform noise."""
+    sequence_length: int | None = Field(None, ge=1)
+    """Steps per sample sequence (first_timestep; default: timesteps). Longer
+    sequences are cut into windows of `timesteps` fed as consecutive batches."""
+    stream_length: int | None = Field(None, ge=1)
+    """Steps in each of the B train and B test bit streams (lag_copy; default 1000)."""
+    lag: int | None = Field(None, ge=0)
+    """How far back the copied bit is (lag_copy; default 1): target[t] = bit[t - lag]."""
     strict: bool = False
     """Reject the config instead of trimming samples to a multiple of the batch size."""
 
@@ -89,15 +105,55 @@ class TrainConfig(_Strict):
     """Optimizer learning rate (0.001 is Keras' Adam default, which the articles use)."""
     clipnorm: float | None = Field(None, gt=0)
     """Clip each gradient to this norm (off by default)."""
-    reset: Literal["epoch", "never"] = "epoch"
-    """When stateful layers are reset: at the start of every epoch, or never after
-    the first (the gradient-flow article's "incorrect" example)."""
+    reset: Literal["epoch", "never", "sequence", "batch"] = "epoch"
+    """When stateful layers are reset: at the start of every epoch; never after the
+    first (the gradient-flow article's "incorrect" example); at every sequence
+    boundary (needs data.sequence_length); or before every batch (as stateless)."""
     shuffle: bool = False
     """Shuffle training samples (never allowed with a stateful variant)."""
     trainer: Literal["fit", "train_on_batch", "loop"] = "loop"
     """Training procedure: loop (a GradientTape loop, one XLA-compiled function per
     epoch; the default, being the fastest), fit (model.fit(epochs=1) per epoch) or
     train_on_batch (one call per batch). All three give the same numbers."""
+
+
+class Expectation(_Strict):
+    """A machine-checkable expectation about the final-epoch results."""
+
+    metric: Literal["test_accuracy", "test_loss", "train_accuracy", "train_loss",
+                    "epoch_seconds", "peak_memory_mb"]
+    """What is compared, per run (one value per seed)."""
+    select: dict[str, Any] = Field(default_factory=dict)
+    """The runs compared: `variant` and/or swept keys with their values."""
+    test: Literal["at_least", "at_most", "between", "greater", "less", "similar", "gap_shrinks"]
+    """at_least/at_most/between: the selected runs' mean against value/low/high.
+    greater/less: selected vs `versus`, Welch's t-test at p < 0.05 in that direction.
+    similar: the 95% interval of the difference from `versus` lies within ±margin.
+    gap_shrinks: the per-seed gap (selected minus versus) is smaller at the largest
+    value of the swept key `over` than at its smallest (Welch, p < 0.05)."""
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    versus: dict[str, Any] | None = None
+    """The runs the selected ones are compared with (two-group tests)."""
+    margin: float | None = Field(None, gt=0)
+    over: str | None = None
+
+
+class Claim(_Strict):
+    """One thing a source article says, with the expectation that tests it."""
+
+    id: str
+    kind: Literal["claim", "result"]
+    """claim: an assertion (supported / not supported); result: the article's own
+    measurement (reproduced / not reproduced)."""
+    source: str
+    """The article's title."""
+    statement: str
+    """The claim, in our words."""
+    article: str = ""
+    """The article's own figure, shown beside ours."""
+    expect: Expectation
 
 
 class Experiment(_Strict):
@@ -117,6 +173,16 @@ class Experiment(_Strict):
     or wide_window (stateless, seeing its lane's previous window joined in front)."""
     seeds: int | list[int] = 3
     """Seeds: N means 0..N-1, or an explicit list."""
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    """Dotted keys mapped to lists of values; every combination is run."""
+    claims: list[Claim] = Field(default_factory=list)
+    """What this experiment tests, each with a checkable expectation."""
+
+    @property
+    def points(self) -> list[tuple[dict[str, Any], "Experiment"]]:
+        """Each sweep point (swept key -> value) with its resolved experiment;
+        one point, {} and the experiment itself, without a sweep."""
+        return self._points or [({}, self)]
 
     @property
     def seed_list(self) -> list[int]:
@@ -124,13 +190,46 @@ class Experiment(_Strict):
 
     @property
     def classification(self) -> bool:
-        return self.data.task in BIT_TASKS
+        return self.data.task in CLASSIFICATION_TASKS
+
+    @property
+    def per_step_targets(self) -> bool:
+        """The model returns one prediction per time step (lag_copy)."""
+        return self.data.task == "lag_copy"
+
+    @property
+    def windows_per_sequence(self) -> int:
+        return (self.data.sequence_length or self.data.timesteps) // self.data.timesteps
+
+    @property
+    def batches_between_resets(self) -> int | None:
+        """How often a reset falls inside an epoch, in batches; None if never."""
+        return {"batch": 1, "sequence": self.windows_per_sequence}.get(self.train.reset)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
+    _points: list = PrivateAttr(default_factory=list)
+
 
 # --- loading -----------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, but reading 1e-3 and 1e6 as floats (YAML 1.2 does;
+    PyYAML alone reads them as strings, which the strict schema would reject)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
 
 
 def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Experiment:
@@ -147,7 +246,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError([f"{path}: cannot read the config file ({error.strerror})"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -170,7 +269,7 @@ def apply_overrides(raw: dict[str, Any], overrides) -> None:
         if not sep or not key:
             raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3"])
         try:
-            value = yaml.safe_load(text)
+            value = _parse_yaml(text)
         except yaml.YAMLError:
             raise ConfigError([f"--set {item!r}: the value is not valid YAML"]) from None
         node = raw
@@ -185,7 +284,35 @@ def apply_overrides(raw: dict[str, Any], overrides) -> None:
 
 
 def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> Experiment:
-    """Validate a raw mapping into a resolved Experiment, or raise ConfigError."""
+    """Validate a raw mapping into a resolved Experiment, with every sweep point
+    validated and resolved too, or raise ConfigError listing every problem."""
+    experiment = _parse_one(raw, default_name)
+    if not experiment.sweep:
+        return experiment
+    problems = _sweep_key_problems(experiment.sweep)
+    if problems:
+        raise ConfigError(problems)
+    keys = list(experiment.sweep)
+    points = []
+    for values in itertools.product(*experiment.sweep.values()):
+        point = dict(zip(keys, values))
+        point_raw = copy.deepcopy(raw)
+        point_raw.pop("sweep", None)
+        point_raw.pop("claims", None)
+        for key, value in point.items():
+            _set_dotted(point_raw, key, value)
+        try:
+            points.append((point, _parse_one(point_raw, default_name)))
+        except ConfigError as error:
+            label = ", ".join(f"{key}={value!r}" for key, value in point.items())
+            problems += [f"sweep point {label}: {problem}" for problem in error.problems]
+    if problems:
+        raise ConfigError(problems)
+    experiment._points = points
+    return experiment
+
+
+def _parse_one(raw: dict[str, Any], default_name: str) -> Experiment:
     try:
         experiment = Experiment.model_validate(raw)
     except ValidationError as error:
@@ -198,17 +325,43 @@ def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> E
     return experiment
 
 
+def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of the schema, e.g. train.batch_size."""
+    keys = []
+    for name, field in (model or Experiment).model_fields.items():
+        section = _section(model or Experiment, name)
+        keys += config_keys(section, f"{prefix}{name}.") if section else [prefix + name]
+    return keys
+
+
+def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
+    known = [key for key in config_keys() if key not in UNSWEEPABLE]
+    problems = []
+    for key, values in sweep.items():
+        if key not in known:
+            guess = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {guess[0]}?" if guess else "; give a dotted key such as train.batch_size"
+            problems.append(f"sweep.{key}: not a key that can be swept{hint}")
+        elif not values:
+            problems.append(f"sweep.{key}: the list of values is empty; give at least one")
+    return problems
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
 def _resolve(experiment: Experiment, default_name: str) -> Experiment:
     """Fill every derived value, so the saved config.yaml says exactly what ran."""
     data, model = experiment.data, experiment.model
-    data_update: dict[str, Any] = {}
-    if experiment.data.task in BIT_TASKS:
-        data_update["train_samples"] = data.train_samples or 1024
-        data_update["test_samples"] = data.test_samples or 256
-    else:
-        data_update["series_length"] = data.series_length or 1000
-        data_update["layout"] = data.layout or "streams"
-        data_update["target"] = data.target or "last_value"
+    data_update = {
+        key: default if getattr(data, key) is None else getattr(data, key)
+        for key, default in TASK_DEFAULTS[data.task].items()
+    }
     units = model.units if isinstance(model.units, list) else [model.units] * (model.layers or 1)
     model_update = {
         "units": units,
@@ -225,15 +378,6 @@ def _resolve(experiment: Experiment, default_name: str) -> Experiment:
     )
 
 
-def samples_per_set(experiment: Experiment) -> tuple[int, int]:
-    """Train and test sample counts after trimming to whole batches."""
-    data, batch = experiment.data, experiment.train.batch_size
-    if data.task in BIT_TASKS:
-        return (data.train_samples // batch) * batch, (data.test_samples // batch) * batch
-    windows = series_windows(data.series_length, data.timesteps, batch, data.layout)
-    return windows, windows
-
-
 def series_windows(length: int, timesteps: int, batch_size: int, layout: str) -> int:
     """How many whole windows a series of `length` steps yields in `layout`."""
     if layout == "streams":
@@ -243,10 +387,9 @@ def series_windows(length: int, timesteps: int, batch_size: int, layout: str) ->
 
 def _task_key_problems(experiment: Experiment) -> list[str]:
     task, given = experiment.data.task, experiment.data.model_fields_set
-    unused = _SERIES_ONLY_KEYS if task in BIT_TASKS else _BIT_ONLY_KEYS
     return [
         f"data.{key}: not used by task {task}; remove it"
-        for key in unused
+        for key in sorted(TASK_KEYS - set(TASK_DEFAULTS[task]))
         if key in given
     ]
 
@@ -283,15 +426,39 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             problems.append(f"seeds: {seeds} must be non-negative")
         if len(set(seeds)) != len(seeds):
             problems.append(f"seeds: {seeds} lists a seed twice")
-    if data.task in BIT_TASKS and data.features != 1:
+    if data.task in CLASSIFICATION_TASKS and data.features != 1:
         problems.append(f"data.features: task {data.task} has exactly 1 feature, got {data.features}")
+    if data.sequence_length is not None and data.sequence_length % data.timesteps:
+        problems.append(
+            f"data.sequence_length: {data.sequence_length} is not a multiple of data.timesteps "
+            f"{data.timesteps}; sequences are cut into whole windows"
+        )
+    if train.reset == "sequence" and data.sequence_length is None:
+        problems.append(
+            "train.reset: sequence needs data.sequence_length (sequences longer than one window); "
+            "use epoch, never or batch"
+        )
+    if "wide_window" in experiment.variants and (experiment.per_step_targets or experiment.windows_per_sequence > 1):
+        problems.append(
+            "variants: wide_window predicts one label per window; it cannot be used with "
+            "lag_copy or data.sequence_length"
+        )
     problems += _batch_problems(experiment)
     return problems
 
 
 def _batch_problems(experiment: Experiment) -> list[str]:
     data, batch = experiment.data, experiment.train.batch_size
-    if data.task in SERIES_TASKS:
+    if data.task == "lag_copy":
+        if data.stream_length < data.timesteps:
+            return [
+                f"data.stream_length: {data.stream_length} is shorter than one window of "
+                f"data.timesteps {data.timesteps}; lengthen the streams"
+            ]
+        if data.lag >= data.stream_length:
+            return [f"data.lag: {data.lag} must be shorter than data.stream_length {data.stream_length}"]
+        return []
+    if data.task == "random_series":
         if series_windows(data.series_length, data.timesteps, batch, data.layout) == 0:
             needed = batch * data.timesteps
             return [

@@ -21,8 +21,14 @@ LOSSES = {
 }
 
 
-def build_model(experiment: Experiment, variant: str, batch_size: int) -> keras.Model:
-    """One LSTM stack and a one-unit Dense head, compiled for the experiment."""
+def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int) -> keras.Model:
+    """One LSTM stack and a one-unit Dense head, compiled for the experiment.
+
+    Every initializer gets a seed derived from `seed`: Keras' unseeded
+    initializers draw from Python's global `random`, which other threads (a Dask
+    worker's, say) may advance, so the initial weights would depend on timing.
+    Variants built with the same seed start from the same weights.
+    """
     data, spec, train = experiment.data, experiment.model, experiment.train
     stateful = variant == "stateful"
     # wide_window is stateless over its lane's previous window joined to the current one.
@@ -33,13 +39,25 @@ def build_model(experiment: Experiment, variant: str, batch_size: int) -> keras.
     for index, units in enumerate(spec.units):
         last = index == len(spec.units) - 1
         hidden = keras.layers.LSTM(
-            units, stateful=stateful, return_sequences=not last, name=f"lstm_{index}"
+            units, stateful=stateful, return_sequences=experiment.per_step_targets or not last,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, index, 0)),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=_initializer_seed(seed, index, 1)),
+            name=f"lstm_{index}",
         )(hidden)
-    outputs = keras.layers.Dense(1, activation=spec.output_activation, name="output")(hidden)
+    # On sequences (per-step targets) the Dense head applies at every step.
+    outputs = keras.layers.Dense(
+        1, activation=spec.output_activation, name="output",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(spec.units), 0)),
+    )(hidden)
     model = keras.Model(inputs, outputs, name=variant)
     metrics = [keras.metrics.BinaryAccuracy(name="accuracy")] if experiment.classification else []
     model.compile(optimizer=make_optimizer(experiment), loss=LOSSES[spec.loss](), metrics=metrics)
     return model
+
+
+def _initializer_seed(seed: int, layer: int, role: int) -> int:
+    """A distinct, reproducible seed per (run seed, layer, weight)."""
+    return (seed * 1_000 + layer * 10 + role) % 2**31
 
 
 def make_optimizer(experiment: Experiment) -> keras.optimizers.Optimizer:

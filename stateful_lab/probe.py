@@ -155,7 +155,7 @@ def check_evaluation_leaves_training_alone() -> Check:
     })
     dataset = make_dataset(experiment.data, BATCH, seed=0)
     seed_everything(0)
-    model = build_model(experiment, "stateful", BATCH)
+    model = build_model(experiment, "stateful", BATCH, seed=0)
     model.fit(dataset.x_train, dataset.y_train, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     before = get_states(model)
     model.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
@@ -197,7 +197,7 @@ def _fit_epochs(model, experiment, dataset, raw_evaluate: bool = False) -> None:
 
 def _trained_weights(experiment, dataset, train: Callable[[keras.Model], object]) -> list[np.ndarray]:
     seed_everything(0)
-    model = build_model(experiment, "stateful", BATCH)
+    model = build_model(experiment, "stateful", BATCH, seed=0)
     train(model)
     return model.get_weights()
 
@@ -220,7 +220,7 @@ def check_no_partial_batch() -> Check:
     })
     dataset = make_dataset(experiment.data, BATCH, seed=0)
     seed_everything(0)
-    model = build_model(experiment, "stateful", BATCH)
+    model = build_model(experiment, "stateful", BATCH, seed=0)
     lab_outputs = len(model.predict(dataset.x_train, batch_size=BATCH, verbose=0))
     kept = len(dataset.x_train)
     return Check(

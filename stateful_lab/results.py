@@ -51,14 +51,21 @@ def confidence_interval(
     return float(max(low, bounds[0])), float(min(high, bounds[1]))
 
 
-def summarize(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per variant at the last epoch: n seeds, mean, std and 95% CI of each metric."""
-    last = epochs[epochs["epoch"] == epochs["epoch"].max()]
+def summarize(runs: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+    """Per sweep point and variant: runs that finished (n), diverged and failed,
+    and the mean, std and 95% CI of each final-epoch metric over the finished
+    ones; diverged and failed runs are counted, not averaged."""
     rows = []
-    for variant, group in last.groupby("variant", sort=False):
-        row = {"variant": variant, "n": len(group)}
+    for keys, group in runs.groupby([*group_keys, "variant"], sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        ok = group[group["status"] == "ok"]
+        row = dict(zip([*group_keys, "variant"], keys)) | {
+            "n": len(ok),
+            "n_diverged": int((group["status"] == "diverged").sum()),
+            "n_failed": int((group["status"] == "failed").sum()),
+        }
         for metric in METRICS:
-            values = group[metric].dropna().to_numpy()
+            values = ok[metric].dropna().to_numpy()
             low, high = confidence_interval(values, bounds=METRIC_RANGES[metric])
             row |= {
                 f"{metric}_mean": values.mean() if len(values) else math.nan,
@@ -66,17 +73,19 @@ def summarize(epochs: pd.DataFrame) -> pd.DataFrame:
                 f"{metric}_ci_low": low,
                 f"{metric}_ci_high": high,
             }
+        row["epoch_seconds_median"] = float(ok["epoch_seconds"].median()) if len(ok) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary_markdown(summary: pd.DataFrame, title: str) -> str:
-    """A Markdown table: mean ± std and [95% CI] of each metric per variant."""
-    header = ["variant", "n"] + [f"{metric} mean ± std [95% CI]" for metric in METRICS]
-    lines = [f"# {title}", "", "Final epoch, over seeds.", "",
+def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = ()) -> str:
+    """A Markdown table: mean ± std and [95% CI] of each metric per sweep point and variant."""
+    header = [*group_keys, "variant", "n"] + [f"{metric} mean ± std [95% CI]" for metric in METRICS]
+    lines = [f"# {title}", "", "Final epoch, over seeds (runs that diverged or failed are "
+             "counted, not averaged).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary.to_dict("records"):
-        cells = [row["variant"], str(row["n"])]
+        cells = [str(row[key]) for key in group_keys] + [row["variant"], _count(row)]
         for metric in METRICS:
             mean = row[f"{metric}_mean"]
             if math.isnan(mean):
@@ -90,16 +99,24 @@ def summary_markdown(summary: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _count(row: dict) -> str:
+    extra = [f"{row[f'n_{status}']} {status}" for status in ("diverged", "failed") if row[f"n_{status}"]]
+    return str(row["n"]) + (f" ({', '.join(extra)})" if extra else "")
+
+
 def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
-def write_results(out_dir: Path, epochs: pd.DataFrame, config_yaml: str, meta: dict, title: str) -> pd.DataFrame:
-    """Write epochs.csv, summary.csv, summary.md, config.yaml and meta.json."""
-    summary = summarize(epochs)
-    write_atomic(out_dir / "epochs.csv", epochs[EPOCH_COLUMNS].to_csv(index=False, float_format="%.6g"))
+def write_results(out_dir: Path, epochs: pd.DataFrame, runs: pd.DataFrame, config_yaml: str,
+                  meta: dict, title: str, group_keys: list[str]) -> pd.DataFrame:
+    """Write epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and meta.json."""
+    summary = summarize(runs, group_keys)
+    columns = ["config", *group_keys, *EPOCH_COLUMNS[1:]]
+    write_atomic(out_dir / "epochs.csv", epochs.reindex(columns=columns).to_csv(index=False, float_format="%.6g"))
+    write_atomic(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.6g"))
     write_atomic(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
-    write_atomic(out_dir / "summary.md", summary_markdown(summary, title))
+    write_atomic(out_dir / "summary.md", summary_markdown(summary, title, group_keys))
     write_atomic(out_dir / "config.yaml", config_yaml)
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     return summary

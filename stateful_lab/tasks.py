@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .batching import LAYOUTS, join_previous_window, trim_to_batches
+from .batching import LAYOUTS, cut_sequences, join_previous_window, streams_to_windows, trim_to_batches
 from .config import DataConfig
 
 
@@ -21,6 +21,8 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    seed: int
+    """The run's seed, which also orders any shuffling."""
     notes: tuple[str, ...] = ()
     """What was dropped or left out, for the console."""
 
@@ -49,13 +51,16 @@ def make_dataset(data: DataConfig, batch_size: int, seed: int) -> Dataset:
                 f"warning: dropped {dropped} {name} samples to make whole batches of {batch_size} "
                 f"(kept {kept}); set a multiple of {batch_size}, or data.strict: true to refuse"
             )
+    if x_train.shape[1] > data.timesteps:  # sequences longer than one window
+        x_train, y_train = cut_sequences(x_train, y_train, data.timesteps, batch_size)
+        x_test, y_test = cut_sequences(x_test, y_test, data.timesteps, batch_size)
     if data.task == "random_series":
         used = len(x_train) * data.timesteps
         notes.append(
             f"note: layout {data.layout} uses {used} of {data.series_length} steps per series "
             f"({len(x_train) // batch_size} batches of {batch_size} windows of {data.timesteps} steps)"
         )
-    return Dataset(x_train, y_train, x_test, y_test, tuple(notes))
+    return Dataset(x_train, y_train, x_test, y_test, seed, tuple(notes))
 
 
 def for_variant(dataset: Dataset, variant: str, batch_size: int) -> Dataset:
@@ -80,9 +85,12 @@ def _first_bit_inputs(samples: int, timesteps: int, rng: np.random.Generator) ->
 
 @register("first_timestep")
 def first_timestep(data: DataConfig, batch_size: int, rng: np.random.Generator):
-    """Label = the sample's own first bit (blog experiment 1)."""
-    x_train = _first_bit_inputs(data.train_samples, data.timesteps, rng)
-    x_test = _first_bit_inputs(data.test_samples, data.timesteps, rng)
+    """Label = the sample's own first bit (blog experiment 1). With a
+    sequence_length longer than timesteps, the first bit of a whole sequence,
+    which make_dataset then cuts into windows."""
+    length = data.sequence_length or data.timesteps
+    x_train = _first_bit_inputs(data.train_samples, length, rng)
+    x_test = _first_bit_inputs(data.test_samples, length, rng)
     return x_train, x_train[:, 0, 0].copy(), x_test, x_test[:, 0, 0].copy()
 
 
@@ -120,4 +128,19 @@ def random_series(data: DataConfig, batch_size: int, rng: np.random.Generator):
         else:
             y = rng.random(len(x), dtype=np.float32)
         arrays += [x, y]
+    return tuple(arrays)
+
+
+@register("lag_copy")
+def lag_copy(data: DataConfig, batch_size: int, rng: np.random.Generator):
+    """B independent bit streams, one per lane, cut into consecutive windows; the
+    target at every step is the stream's bit `lag` steps earlier (0 before the
+    stream starts). Within a window a model can learn the copy; its first `lag`
+    targets need the previous window, which only carried state provides."""
+    arrays = []
+    for _ in ("train", "test"):
+        streams = rng.integers(0, 2, size=(batch_size, data.stream_length)).astype(np.float32)
+        targets = np.zeros_like(streams)
+        targets[:, data.lag:] = streams[:, : data.stream_length - data.lag]
+        arrays += [streams_to_windows(streams, data.timesteps), streams_to_windows(targets, data.timesteps)]
     return tuple(arrays)

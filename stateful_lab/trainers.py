@@ -41,16 +41,17 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset) -> I
     gradient-flow article do; never validation_data, whose evaluation would run
     through the stateful layers mid-training."""
     train = experiment.train
+    callbacks = _reset_callbacks(model, experiment.batches_between_resets)
     for epoch in range(train.epochs):
         if train.reset == "epoch" or epoch == 0:
             reset_states(model)
         started = time.perf_counter()
         history = model.fit(
             dataset.x_train, dataset.y_train, batch_size=train.batch_size,
-            epochs=1, shuffle=train.shuffle, verbose=0,
+            epochs=1, shuffle=train.shuffle, verbose=0, callbacks=callbacks,
         ).history
         seconds = time.perf_counter() - started
-        test = evaluate(model, dataset, train.batch_size)
+        test = evaluate(model, dataset, experiment)
         yield EpochResult(
             epoch=epoch,
             train_loss=float(history["loss"][0]),
@@ -61,17 +62,38 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset) -> I
         )
 
 
-def evaluate(model: keras.Model, dataset: Dataset, batch_size: int) -> dict[str, float]:
+def evaluate(model: keras.Model, dataset: Dataset, experiment: Experiment) -> dict[str, float]:
     """Test loss and accuracy from a reset state, in order, with the training
-    batch size. Keras 3's evaluate changes the state, so the training state is
-    saved before and restored after: evaluating never changes what training does."""
+    batch size and the policy's resets inside the epoch. Keras 3's evaluate
+    changes the state, so the training state is saved before and restored after:
+    evaluating never changes what training does."""
     saved = get_states(model)
     reset_states(model)
     result = model.evaluate(
-        dataset.x_test, dataset.y_test, batch_size=batch_size, verbose=0, return_dict=True
+        dataset.x_test, dataset.y_test, batch_size=experiment.train.batch_size, verbose=0,
+        return_dict=True, callbacks=_reset_callbacks(model, experiment.batches_between_resets),
     )
     set_states(model, saved)
     return {name: float(value) for name, value in result.items()}
+
+
+class _ResetEvery(keras.callbacks.Callback):
+    """Reset the stateful layers before every `every`-th batch (sequence
+    boundaries, or every batch), in training and in evaluation."""
+
+    def __init__(self, target: keras.Model, every: int):
+        super().__init__()
+        self.target, self.every = target, every
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch % self.every == 0:
+            reset_states(self.target)
+
+    on_test_batch_begin = on_train_batch_begin
+
+
+def _reset_callbacks(model: keras.Model, every: int | None) -> list[keras.callbacks.Callback]:
+    return [_ResetEvery(model, every)] if every else []
 
 
 def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
@@ -79,18 +101,19 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset)
     returns the batch's own figures, so the epoch's running mean is kept here
     (batches are equal in size, so it equals fit's sample-weighted mean)."""
     train = experiment.train
-    batch = train.batch_size
+    every = experiment.batches_between_resets
     for epoch in range(train.epochs):
         if train.reset == "epoch" or epoch == 0:
             reset_states(model)
-        order = _epoch_order(len(dataset.x_train), batch, train.shuffle)
+        order = _epoch_order(len(dataset.x_train), train.batch_size, train.shuffle, (dataset.seed, epoch))
         started = time.perf_counter()
-        logs = [
-            model.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True)
-            for rows in order
-        ]
+        logs = []
+        for index, rows in enumerate(order):
+            if every and index % every == 0:
+                reset_states(model)
+            logs.append(model.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True))
         seconds = time.perf_counter() - started
-        test = evaluate(model, dataset, batch)
+        test = evaluate(model, dataset, experiment)
         yield EpochResult(
             epoch=epoch,
             train_loss=float(np.mean([log["loss"] for log in logs])),
@@ -101,8 +124,8 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset)
         )
 
 
-def _epoch_order(samples: int, batch: int, shuffle: bool) -> list[np.ndarray]:
-    rows = np.random.permutation(samples) if shuffle else np.arange(samples)
+def _epoch_order(samples: int, batch: int, shuffle: bool, seed: tuple[int, int]) -> list[np.ndarray]:
+    rows = np.random.default_rng(seed).permutation(samples) if shuffle else np.arange(samples)
     return [rows[start:start + batch] for start in range(0, samples, batch)]
 
 
@@ -138,9 +161,10 @@ class CompiledLoop:
     @classmethod
     def for_shape(cls, model: keras.Model, experiment: Experiment, train_samples: int, test_samples: int):
         # Everything that changes the traced graph; seeds and data values do not.
-        key = (model.name, experiment.data.model_dump_json(exclude={"train_samples", "test_samples", "series_length"}),
+        key = (model.name, experiment.data.model_dump_json(exclude={
+                   "train_samples", "test_samples", "series_length", "stream_length"}),
                experiment.model.model_dump_json(), experiment.train.model_dump_json(include={
-                   "batch_size", "optimizer", "learning_rate", "clipnorm"}), train_samples, test_samples)
+                   "batch_size", "optimizer", "learning_rate", "clipnorm", "reset"}), train_samples, test_samples)
         if key not in cls._cache:
             cls._cache[key] = cls(experiment, model.name)
         return cls._cache[key]
@@ -148,7 +172,8 @@ class CompiledLoop:
     def __init__(self, experiment: Experiment, variant: str):
         self.batch_size = experiment.train.batch_size
         self.classification = experiment.classification
-        self.model = build_model(experiment, variant, self.batch_size)
+        self.reset_every = experiment.batches_between_resets
+        self.model = build_model(experiment, variant, self.batch_size, seed=0)  # weights are loaded per run
         self.optimizer = self.model.optimizer
         self.optimizer.build(self.model.trainable_variables)
         # A fresh optimizer's variables (step 0, zero slots, the learning rate),
@@ -166,10 +191,22 @@ class CompiledLoop:
         reset_states(self.model)
 
     def batches(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        """(batches, B, T, F) inputs and (batches, B, 1) targets, in feeding order."""
+        """(batches, B, T, F) inputs and (batches, B, ..., 1) targets, in feeding order."""
         batches = len(x) // self.batch_size
+        y = y if y.ndim > 1 else y[:, None]
         return (tf.constant(x.reshape(batches, self.batch_size, *x.shape[1:])),
-                tf.constant(y.reshape(batches, self.batch_size, 1)))
+                tf.constant(y.reshape(batches, self.batch_size, *y.shape[1:])))
+
+    def _states(self) -> list[tf.Variable]:
+        return [variable for layer in stateful_layers(self.model) for variable in layer.states]
+
+    def _reset_inside_epoch(self, index) -> None:
+        """Zero the state before every `reset_every`-th batch, branch-free so XLA
+        keeps the loop as one kernel sequence."""
+        if self.reset_every:
+            keep = tf.cast(index % self.reset_every != 0, tf.float32)
+            for variable in self._states():
+                variable.assign(variable * keep)
 
     def _step_figures(self, y_true, y_pred):
         loss = self.loss(y_true, y_pred)
@@ -182,6 +219,7 @@ class CompiledLoop:
         batches = tf.shape(x_batches)[0]
         loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
         for index in tf.range(batches):
+            self._reset_inside_epoch(index)
             with tf.GradientTape() as tape:
                 y_pred = self.model(x_batches[index], training=True)
                 loss, correct = self._step_figures(y_batches[index], y_pred)
@@ -195,13 +233,14 @@ class CompiledLoop:
     def _evaluate(self, x_batches, y_batches):
         """The test set in order from a reset state; the training state is put
         back afterwards, so evaluation never changes training."""
-        states = [variable for layer in stateful_layers(self.model) for variable in layer.states]
+        states = self._states()
         saved = [tf.identity(variable) for variable in states]
         for variable in states:
             variable.assign(tf.zeros_like(variable))
         batches = tf.shape(x_batches)[0]
         loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
         for index in tf.range(batches):
+            self._reset_inside_epoch(index)
             loss, correct = self._step_figures(y_batches[index], self.model(x_batches[index], training=False))
             loss_sum += loss
             correct_sum += correct

@@ -32,7 +32,7 @@ def assert_config_error(result, *fragments):
         ("train.epochs=0", ["train.epochs: got 0", "greater than or equal to 1"]),
         ("train.learning_rate=-1", ["train.learning_rate: got -1", "greater than 0"]),
         ("data.task=sudoku", ["data.task: got 'sudoku'", "'first_timestep'"]),
-        ("train.reset=sometimes", ["train.reset: got 'sometimes'", "'epoch' or 'never'"]),
+        ("train.reset=sometimes", ["train.reset: got 'sometimes'", "'epoch', 'never', 'sequence' or 'batch'"]),
         ("variants=[stateless, statefull]", ["variants[1]: got 'statefull'"]),
         ("train.shuffle=true", ["train.shuffle: true cannot be used with a stateful variant"]),
         ("train.batch_size=64", ["train.batch_size: 64 is larger than data.train_samples (32)"]),
@@ -144,3 +144,11 @@ def test_help_ends_with_an_example(command):
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and "stateful-lab, version" in result.output
+
+
+def test_exponent_notation_is_a_number_in_files_and_overrides(write_config):
+    path = write_config(GOOD.replace("learning_rate: 0.001", "learning_rate: 1e-3"))
+    result = invoke("validate", path, "--set", "train.clipnorm=1e0")
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["train"]["learning_rate"] == 0.001 and resolved["train"]["clipnorm"] == 1.0

@@ -17,7 +17,7 @@ TOLERANCE = 1e-5
 
 def train(trainer: str, variant: str, experiment, dataset):
     seed_everything(0)
-    model = build_model(experiment, variant, experiment.train.batch_size)
+    model = build_model(experiment, variant, experiment.train.batch_size, seed=0)
     results = list(TRAINERS[trainer](model, experiment, dataset))
     return model.get_weights(), results
 
@@ -43,7 +43,7 @@ def test_trainer_equals_fit_in_weights_and_per_epoch_losses(first_timestep, trai
             assert getattr(ours, field) == pytest.approx(getattr(reference, field), abs=TOLERANCE), field
     # the weights moved: equality is not two untrained models agreeing
     seed_everything(0)
-    initial = build_model(experiment, variant, experiment.train.batch_size)
+    initial = build_model(experiment, variant, experiment.train.batch_size, seed=0)
     assert max(np.abs(a - b).max() for a, b in zip(weights, initial.get_weights())) > 1e-3
 
 
@@ -64,7 +64,7 @@ def test_loop_traces_once_across_seeds():
     for seed in (0, 1, 2):
         dataset = make_dataset(experiment.data, batch, seed)
         seed_everything(seed)
-        model = build_model(experiment, "stateful", batch)
+        model = build_model(experiment, "stateful", batch, seed=seed)
         losses.append([result.train_loss for result in TRAINERS["loop"](model, experiment, dataset)])
     compiled = CompiledLoop.for_shape(model, experiment, len(dataset.x_train), len(dataset.x_test))
     assert compiled.train_epoch.experimental_get_tracing_count() == 1
