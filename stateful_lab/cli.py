@@ -182,6 +182,33 @@ def probe(as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("results_dir", default="results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Run the probe's measured checks and include them in the report.")
+def report(results_dir: Path, probe: bool) -> None:
+    """Write RESULTS_DIR/REPORT.md: a verdict per claim, then a section per config.
+
+    Reads every sub-folder that a `run` wrote, evaluates each config's claims on
+    its runs, and draws the plots into RESULTS_DIR/plots/.
+
+    \b
+    Example:
+        stateful-lab report results
+    """
+    _check_writable(results_dir)
+    from .config import ConfigError
+    from .report import build_report
+
+    try:
+        path = build_report(results_dir, probe=probe)
+    except FileNotFoundError as error:
+        raise click.UsageError(str(error)) from None
+    except ConfigError as error:
+        raise ConfigErrorExit(str(results_dir), error) from None
+    click.echo(f"wrote {path}")
+
+
 def _check_writable(out: Path) -> None:
     """Fail before training, not after, when results could not be written."""
     existing = next((parent for parent in (out, *out.parents) if parent.exists()), Path("."))

@@ -24,7 +24,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "first_timestep": {"train_samples": 1024, "test_samples": 256, "sequence_length": None},
     "collocated": {"train_samples": 1024, "test_samples": 256},
     "random_series": {"series_length": 1000, "layout": "streams", "target": "last_value"},
-    "lag_copy": {"stream_length": 1000, "lag": 1},
+    "lag_copy": {"stream_length": 1000, "lag": 1, "layout": "streams"},
 }
 TASK_KEYS = {key for defaults in TASK_DEFAULTS.values() for key in defaults}
 CLASSIFICATION_TASKS = ("first_timestep", "collocated", "lag_copy")
@@ -62,8 +62,8 @@ class DataConfig(_Strict):
     series_length: int | None = Field(None, ge=1)
     """Steps in each of the train and test series (random_series; default 1000)."""
     layout: Literal["streams", "blocks"] | None = None
-    """How windows fill batches (random_series; default streams): streams keeps lane i
-    continuous across batches, blocks puts consecutive windows side by side."""
+    """How windows fill batches (random_series, lag_copy; default streams): streams
+    keeps lane i continuous across batches, blocks puts consecutive windows side by side."""
     target: Literal["last_value", "noise"] | None = None
     """What to predict (random_series; default last_value): the first feature of the
     window's last step, or independent uniform noise."""
@@ -111,6 +111,9 @@ class TrainConfig(_Strict):
     boundary (needs data.sequence_length); or before every batch (as stateless)."""
     shuffle: bool = False
     """Shuffle training samples (never allowed with a stateful variant)."""
+    isolate: bool = False
+    """Run each seed and variant in a fresh process, so that its peak memory
+    (peak_memory_mb in runs.csv) is its own; costs a TensorFlow import per run."""
     trainer: Literal["fit", "train_on_batch", "loop"] = "loop"
     """Training procedure: loop (a GradientTape loop, one XLA-compiled function per
     epoch; the default, being the fastest), fit (model.fit(epochs=1) per epoch) or
@@ -288,8 +291,11 @@ def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> E
     validated and resolved too, or raise ConfigError listing every problem."""
     experiment = _parse_one(raw, default_name)
     if not experiment.sweep:
+        problems = _claim_problems(experiment)
+        if problems:
+            raise ConfigError(problems)
         return experiment
-    problems = _sweep_key_problems(experiment.sweep)
+    problems = _sweep_key_problems(experiment.sweep) + _claim_problems(experiment)
     if problems:
         raise ConfigError(problems)
     keys = list(experiment.sweep)
@@ -444,6 +450,34 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             "lag_copy or data.sequence_length"
         )
     problems += _batch_problems(experiment)
+    return problems
+
+
+def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
+    """What an expectation lacks for its test, or selects that does not exist."""
+    needs = {
+        "at_least": ["value"], "at_most": ["value"], "between": ["low", "high"],
+        "greater": ["versus"], "less": ["versus"], "similar": ["versus", "margin"],
+        "gap_shrinks": ["versus", "over"],
+    }[expect.test]
+    problems = [f"test {expect.test} needs expect.{name}" for name in needs if getattr(expect, name) is None]
+    for select in (expect.select, expect.versus or {}):
+        problems += [f"selects by {key!r}, which is neither variant nor a swept key"
+                     for key in select if key not in ("variant", *keys)]
+    if expect.over is not None and expect.over not in keys:
+        problems.append(f"expect.over {expect.over!r} is not a swept key")
+    return problems
+
+
+def _claim_problems(experiment: Experiment) -> list[str]:
+    keys = list(experiment.sweep)
+    problems = []
+    for index, claim in enumerate(experiment.claims):
+        problems += [f"claims[{index}] ({claim.id}): {problem}"
+                     for problem in _expectation_problems(claim.expect, keys)]
+    ids = [claim.id for claim in experiment.claims]
+    if len(set(ids)) != len(ids):
+        problems.append(f"claims: ids {ids} are not unique")
     return problems
 
 

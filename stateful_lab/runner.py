@@ -15,9 +15,11 @@ import importlib.metadata
 import json
 import math
 import os
+import pickle
 import platform
 import resource
 import subprocess
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -82,8 +84,30 @@ def plan_units(experiment: Experiment) -> list[Unit]:
 
 
 def run_unit(unit: Unit, threads: int | None = None) -> dict[str, Any]:
-    """Train one unit. Never raises for the unit's own errors: a failure or a
-    divergence is a result, so a sweep carries on."""
+    """Train one unit, in a fresh process if its config asks for isolation."""
+    if unit.experiment.train.isolate:
+        return _run_isolated(unit, threads)
+    return _run_here(unit, threads)
+
+
+def _run_isolated(unit: Unit, threads: int | None) -> dict[str, Any]:
+    """The unit in a child process (`python -m stateful_lab.runner`), whose peak
+    memory is then the unit's own."""
+    child = subprocess.run(
+        [sys.executable, "-m", "stateful_lab.runner"], input=pickle.dumps((unit, threads)),
+        capture_output=True,
+    )
+    if child.returncode == 0:
+        return pickle.loads(child.stdout)
+    tail = child.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    return {"key": unit.key, "point": unit.point, "variant": unit.variant, "seed": unit.seed,
+            "status": "failed", "error": f"the isolated process exited {child.returncode}: {tail[0]}",
+            "epochs": [], "seconds": math.nan, "peak_memory_mb": None}
+
+
+def _run_here(unit: Unit, threads: int | None = None) -> dict[str, Any]:
+    """Train one unit in this process. Never raises for the unit's own errors: a
+    failure or a divergence is a result, so a sweep carries on."""
     _size_thread_pools(threads)
     result: dict[str, Any] = {"key": unit.key, "point": unit.point, "variant": unit.variant,
                               "seed": unit.seed, "status": "ok", "error": None, "epochs": []}
@@ -102,7 +126,8 @@ def run_unit(unit: Unit, threads: int | None = None) -> dict[str, Any]:
         result.update(status="failed", error=f"{type(error).__name__}: {error}",
                       traceback=traceback.format_exc())
     result["seconds"] = time.perf_counter() - started
-    result["peak_memory_mb"] = _peak_memory_mb()
+    # A shared process's peak says nothing about one unit: only an isolated one's does.
+    result["peak_memory_mb"] = _peak_memory_mb() if unit.experiment.train.isolate else None
     return result
 
 
@@ -372,3 +397,7 @@ def _git_commit() -> str | None:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+if __name__ == "__main__":  # the child of _run_isolated: one unit in, its result out
+    sys.stdout.buffer.write(pickle.dumps(_run_here(*pickle.loads(sys.stdin.buffer.read()))))

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .batching import LAYOUTS, cut_sequences, join_previous_window, streams_to_windows, trim_to_batches
+from .batching import LAYOUTS, block_windows, cut_sequences, join_previous_window, streams_to_windows, trim_to_batches
 from .config import DataConfig
 
 
@@ -133,14 +133,24 @@ def random_series(data: DataConfig, batch_size: int, rng: np.random.Generator):
 
 @register("lag_copy")
 def lag_copy(data: DataConfig, batch_size: int, rng: np.random.Generator):
-    """B independent bit streams, one per lane, cut into consecutive windows; the
-    target at every step is the stream's bit `lag` steps earlier (0 before the
-    stream starts). Within a window a model can learn the copy; its first `lag`
-    targets need the previous window, which only carried state provides."""
+    """Bit streams whose target at every step is the bit `lag` steps earlier (0
+    before the stream starts). Within a window a model can learn the copy; a
+    window's first `lag` targets need the previous window, which only carried
+    state provides, and only if the lane continues (layout streams: B independent
+    streams, one per lane; blocks: one stream of B times the length, its
+    consecutive windows side by side in a batch, as the custom-loop article lays
+    out its series)."""
     arrays = []
     for _ in ("train", "test"):
-        streams = rng.integers(0, 2, size=(batch_size, data.stream_length)).astype(np.float32)
+        if data.layout == "streams":
+            streams = rng.integers(0, 2, size=(batch_size, data.stream_length)).astype(np.float32)
+        else:
+            streams = rng.integers(0, 2, size=(1, batch_size * data.stream_length)).astype(np.float32)
         targets = np.zeros_like(streams)
-        targets[:, data.lag:] = streams[:, : data.stream_length - data.lag]
-        arrays += [streams_to_windows(streams, data.timesteps), streams_to_windows(targets, data.timesteps)]
+        targets[:, data.lag:] = streams[:, : streams.shape[1] - data.lag]
+        if data.layout == "streams":
+            arrays += [streams_to_windows(streams, data.timesteps), streams_to_windows(targets, data.timesteps)]
+        else:
+            arrays += [block_windows(streams[0][:, None], data.timesteps, batch_size),
+                       block_windows(targets[0][:, None], data.timesteps, batch_size)]
     return tuple(arrays)

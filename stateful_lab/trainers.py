@@ -160,11 +160,13 @@ class CompiledLoop:
 
     @classmethod
     def for_shape(cls, model: keras.Model, experiment: Experiment, train_samples: int, test_samples: int):
-        # Everything that changes the traced graph; seeds and data values do not.
-        key = (model.name, experiment.data.model_dump_json(exclude={
-                   "train_samples", "test_samples", "series_length", "stream_length"}),
-               experiment.model.model_dump_json(), experiment.train.model_dump_json(include={
-                   "batch_size", "optimizer", "learning_rate", "clipnorm", "reset"}), train_samples, test_samples)
+        """The compiled twin for everything the traced graph depends on; seeds,
+        data values and data settings that keep the shapes (a lag, a layout) share it."""
+        data, train = experiment.data, experiment.train
+        key = (model.name, data.timesteps, data.features, experiment.per_step_targets,
+               experiment.classification, experiment.model.model_dump_json(), train.batch_size,
+               train.optimizer, train.learning_rate, train.clipnorm, experiment.batches_between_resets,
+               train_samples, test_samples)
         if key not in cls._cache:
             cls._cache[key] = cls(experiment, model.name)
         return cls._cache[key]

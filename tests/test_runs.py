@@ -30,13 +30,15 @@ def test_smoke_config_runs_and_writes_the_output_contract(config, tmp_path):
     result = run_cli(config, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     experiment = load_experiment(config)
+    swept = list(experiment.sweep)
     epochs = pd.read_csv(tmp_path / "epochs.csv")
-    assert list(epochs.columns) == EPOCH_COLUMNS
+    assert list(epochs.columns) == ["config", *swept, *EPOCH_COLUMNS[1:]]
     runs = pd.read_csv(tmp_path / "runs.csv")
-    assert len(runs) == len(experiment.seed_list) * len(experiment.variants)
+    expected_runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
+    assert len(runs) == expected_runs
     assert (runs["epochs"] == experiment.train.epochs).all()
-    expected_rows = len(experiment.seed_list) * len(experiment.variants) * experiment.train.epochs
-    assert len(epochs) == expected_rows
+    assert len(epochs) == expected_runs * experiment.train.epochs
+    assert runs["peak_memory_mb"].notna().all() == experiment.train.isolate
     assert set(epochs["status"]) == {"ok"}
     assert epochs["train_loss"].notna().all() and epochs["test_loss"].notna().all()
     if experiment.classification:
@@ -45,13 +47,15 @@ def test_smoke_config_runs_and_writes_the_output_contract(config, tmp_path):
         assert epochs["test_accuracy"].isna().all() and epochs["train_accuracy"].isna().all()
 
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert list(summary["variant"]) == experiment.variants
+    assert len(summary) == len(experiment.points) * len(experiment.variants)
+    assert set(summary["variant"]) == set(experiment.variants)
     assert (summary["n"] == len(experiment.seed_list)).all()
     last = epochs[epochs["epoch"] == experiment.train.epochs - 1]
-    for variant, group in last.groupby("variant"):
-        row = summary.set_index("variant").loc[variant]
+    for keys, group in last.groupby([*swept, "variant"]):
+        row = summary.set_index([*swept, "variant"]).loc[keys]
         assert row["test_loss_mean"] == pytest.approx(group["test_loss"].mean(), rel=1e-5)
-        assert row["test_loss_ci_low"] <= row["test_loss_mean"] <= row["test_loss_ci_high"]
+        if len(group) > 1:
+            assert row["test_loss_ci_low"] <= row["test_loss_mean"] <= row["test_loss_ci_high"]
 
     assert "| variant | n |" in (tmp_path / "summary.md").read_text()
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["name"] == experiment.name
@@ -59,7 +63,7 @@ def test_smoke_config_runs_and_writes_the_output_contract(config, tmp_path):
     assert meta["seeds"] == experiment.seed_list
     assert meta["versions"]["tensorflow"] and meta["peak_memory_mb"] > 0
     assert meta["environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    assert "Epoch: 0 (Loss, Acc) stateless: Train: (" in result.output
+    assert f"Epoch: 0 (Loss, Acc) {experiment.variants[0]}: Train: (" in result.output
 
 
 @pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])

@@ -147,3 +147,47 @@ def test_wide_window_joins_the_previous_window_of_the_same_lane():
             # the label is now inside the window the model sees
             assert wide.y_train[row] == wide.x_train[row, 0, 0]
     assert for_variant(dataset, "stateful", 4) is dataset
+
+
+@pytest.mark.parametrize("layout", ["streams", "blocks"])
+def test_lag_copy_targets_are_the_bit_lag_steps_earlier_in_the_same_stream(layout):
+    data = data_config(task="lag_copy", stream_length=60, lag=3, timesteps=5, layout=layout)
+    dataset = make_dataset(data, batch_size=4, seed=0)
+    x, y = dataset.x_train, dataset.y_train
+    assert x.shape == (48, 5, 1) and y.shape == (48, 5, 1)
+    starts = lane_source_positions(60 * 4 if layout == "blocks" else 60, 5, 4, layout)
+    # rebuild each stream from its windows, then check y[t] = x[t - 3] along it
+    if layout == "streams":
+        streams_x = x.reshape(12, 4, 5).transpose(1, 0, 2).reshape(4, 60)
+        streams_y = y.reshape(12, 4, 5).transpose(1, 0, 2).reshape(4, 60)
+    else:
+        streams_x, streams_y = x.reshape(1, 240), y.reshape(1, 240)
+    np.testing.assert_array_equal(streams_y[:, 3:], streams_x[:, :-3])
+    np.testing.assert_array_equal(streams_y[:, :3], 0)
+    lanes_continue = continuous_lanes(starts, 5, 4)
+    assert lanes_continue == (4 if layout == "streams" else 0)
+
+
+def test_long_sequences_are_cut_into_windows_fed_as_consecutive_batches():
+    data = data_config(task="first_timestep", train_samples=8, test_samples=8, sequence_length=15, timesteps=5)
+    rng = np.random.default_rng(0)
+    dataset = make_dataset(data, batch_size=4, seed=0)
+    assert dataset.x_train.shape == (24, 5, 1)  # 8 sequences x 3 windows
+    # batch w (w < 3) holds window w of sequences 0..3; batches 3..5 those of sequences 4..7
+    sequences = np.concatenate([dataset.x_train[w * 4:(w + 1) * 4] for w in range(3)], axis=1)
+    labels = dataset.y_train[:4]
+    np.testing.assert_array_equal(labels, sequences[:, 0, 0])
+    for w in range(3):
+        np.testing.assert_array_equal(dataset.y_train[w * 4:(w + 1) * 4], labels)  # every window keeps it
+    assert sequences[:, 5:].std() > 0
+
+
+def test_reset_cadence_follows_the_policy():
+    from stateful_lab.config import parse_experiment
+
+    def cadence(**train):
+        return parse_experiment({"data": {"sequence_length": 20}, "train": train}).batches_between_resets
+
+    assert cadence(reset="sequence") == 4
+    assert cadence(reset="batch") == 1
+    assert cadence(reset="epoch") is None and cadence(reset="never") is None

@@ -1,0 +1,183 @@
+"""`stateful-lab report`: results/REPORT.md from the result folders of every run.
+
+A verdict table comes first (one row per claim, plus the probe's measured checks),
+then a section per config: what it tests, its final-epoch table with intervals,
+the articles' figures beside ours, and plots saved as PNG files in plots/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .claims import Verdict, evaluate_claim  # noqa: E402
+from .config import Experiment, parse_experiment, read_yaml  # noqa: E402
+from .results import confidence_interval, summary_markdown, write_atomic  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ConfigResults:
+    folder: Path
+    experiment: Experiment
+    epochs: pd.DataFrame
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+
+    @property
+    def metric(self) -> str:
+        return "test_accuracy" if self.experiment.classification else "test_loss"
+
+
+def load_results(results_dir: Path) -> list[ConfigResults]:
+    """Every sub-folder that holds a finished run's files, by name."""
+    found = []
+    for folder in sorted(path for path in results_dir.iterdir() if path.is_dir()):
+        files = [folder / name for name in ("config.yaml", "epochs.csv", "runs.csv", "summary.csv")]
+        if not all(path.exists() for path in files):
+            continue
+        experiment = parse_experiment(read_yaml(folder / "config.yaml"), default_name=folder.name)
+        found.append(ConfigResults(folder, experiment, *(pd.read_csv(path) for path in files[1:])))
+    return found
+
+
+def build_report(results_dir: Path, probe: bool = True) -> Path:
+    """Write REPORT.md and its plots into `results_dir`; return the report's path."""
+    configs = load_results(results_dir)
+    if not configs:
+        raise FileNotFoundError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
+    plots = results_dir / "plots"
+    verdicts = {config.experiment.name: [evaluate_claim(claim, config.runs) for claim in config.experiment.claims]
+                for config in configs}
+    checks = _probe_checks() if probe else []
+
+    lines = ["# stateful-lab report", "",
+             "Each claim of the source articles, the experiment that tests it, and the verdict. "
+             "Numbers are final-epoch test figures over seeds (mean [95% interval]); the rule "
+             "column says how each verdict was decided. Regenerate with `make reproduce`.", "",
+             "## Verdicts", "",
+             "| claim | source | verdict | our numbers | article | rule | config |",
+             "|---|---|---|---|---|---|---|"]
+    for config in configs:
+        for verdict in verdicts[config.experiment.name]:
+            claim = verdict.claim
+            lines.append(f"| {claim.statement} | {claim.source} | **{verdict.word}** | {verdict.numbers} | "
+                         f"{claim.article or '-'} | {verdict.rule} | [{config.experiment.name}](#{config.experiment.name}) |")
+    for check in checks:
+        lines.append(f"| {check.claim} | measured by `stateful-lab probe` ({check.name}) | "
+                     f"**{'supported' if check.passed else 'not supported'}** | {check.measured} | - | "
+                     f"the probe's check | [probe](#what-the-state-does) |")
+    if checks:
+        lines += ["", "## What the state does", "", "`stateful-lab probe`, measured on tiny seeded models:", "",
+                  "```", *[f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for c in checks], "```"]
+    for config in configs:
+        lines += ["", *_section(config, verdicts[config.experiment.name], plots)]
+    report = results_dir / "REPORT.md"
+    write_atomic(report, "\n".join(lines) + "\n")
+    return report
+
+
+def _probe_checks():
+    from .probe import run_checks
+
+    return run_checks()
+
+
+def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> list[str]:
+    experiment = config.experiment
+    keys = list(experiment.sweep)
+    lines = [f"## {experiment.name}", "", experiment.description.strip() or "(no description)", "",
+             f"Task `{experiment.data.task}`, {len(experiment.seed_list)} seeds, {experiment.train.epochs} epochs, "
+             f"batch {experiment.train.batch_size}, units {experiment.model.units}, reset `{experiment.train.reset}`, "
+             f"trainer `{experiment.train.trainer}`"
+             + (f"; sweep over {', '.join(f'`{key}` {values}' for key, values in experiment.sweep.items())}" if keys else "")
+             + f". Files: [{config.folder.name}/]({config.folder.name}/).", ""]
+    table = summary_markdown(config.summary, experiment.name, keys).split("\n", 2)[2]  # drop the title
+    lines.append(table.strip())
+    if verdicts:
+        lines += ["", "| claim | kind | article | ours | verdict |", "|---|---|---|---|---|"]
+        lines += [f"| {v.claim.statement} | {v.claim.kind} | {v.claim.article or '-'} | {v.numbers} | **{v.word}** ({v.rule}) |"
+                  for v in verdicts]
+    for name, draw in (("curves", plot_curves), ("sweep", plot_sweep)):
+        path = plots / f"{experiment.name}-{name}.png"
+        if draw(config, path):
+            lines += ["", f"![{experiment.name} {name}](plots/{path.name})"]
+    return lines
+
+
+def plot_curves(config: ConfigResults, path: Path) -> bool:
+    """Mean test metric per epoch with a 95% band, one line per variant (and sweep point)."""
+    experiment, metric = config.experiment, config.metric
+    epochs = config.epochs[config.epochs["status"] == "ok"]
+    keys = list(experiment.sweep)
+    if epochs.empty or len(experiment.points) > 8:
+        return False  # a large sweep reads better in its sweep plot
+    figure, axes = plt.subplots(figsize=(6.4, 4))
+    for group_keys, group in epochs.groupby([*keys, "variant"], sort=False):
+        group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+        label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
+                          for key, value in zip([*keys, "variant"], group_keys))
+        per_epoch = group.groupby("epoch")[metric]
+        means = per_epoch.mean()
+        bands = np.array([confidence_interval(values.to_numpy()) for _, values in per_epoch])
+        line, = axes.plot(means.index, means.to_numpy(), marker="o", label=label)
+        if not np.isnan(bands).all():
+            axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
+    axes.set_title(f"{experiment.name}: {_metric_label(metric)} per epoch (mean, 95% CI band)")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(_metric_label(metric))
+    axes.legend(fontsize="small")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    return _save(figure, path)
+
+
+def plot_sweep(config: ConfigResults, path: Path) -> bool:
+    """Final metric against the first swept key, one line per variant (and value of
+    any other swept key), with 95% interval error bars."""
+    experiment, metric = config.experiment, config.metric
+    if not experiment.sweep:
+        return False
+    over, *others = list(experiment.sweep)
+    values = experiment.sweep[over]
+    numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
+    positions = {str(value): (value if numeric else index) for index, value in enumerate(values)}
+    summary = config.summary
+    figure, axes = plt.subplots(figsize=(6.4, 4))
+    for group_keys, group in summary.groupby([*others, "variant"], sort=False):
+        group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+        label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
+                          for key, value in zip([*others, "variant"], group_keys))
+        x = [positions[str(value)] for value in group[over]]
+        mean = group[f"{metric}_mean"].to_numpy()
+        errors = np.abs(np.vstack([mean - group[f"{metric}_ci_low"], group[f"{metric}_ci_high"] - mean]))
+        axes.errorbar(x, mean, yerr=np.nan_to_num(errors), marker="o", capsize=3, label=label)
+    if not numeric:
+        axes.set_xticks(range(len(values)), [str(value) for value in values])
+    elif len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 16:
+        axes.set_xscale("log", base=2)
+    axes.set_title(f"{experiment.name}: final {_metric_label(metric)} by {over} (mean, 95% CI)")
+    axes.set_xlabel(over)
+    axes.set_ylabel(f"final {_metric_label(metric)}")
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def _metric_label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def _save(figure, path: Path) -> bool:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(path)
+    return True
+
