@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from .config import Claim
-from .results import confidence_interval
+from .results import METRIC_RANGES, confidence_interval
 
 ALPHA = 0.05
 VERDICTS = {"claim": ("supported", "not supported"), "result": ("reproduced", "not reproduced")}
@@ -67,8 +67,9 @@ def _values(runs: pd.DataFrame, select: dict, metric: str) -> np.ndarray:
 def _threshold(claim: Claim, values: np.ndarray) -> Verdict:
     expect = claim.expect
     mean = values.mean()
-    low, high = confidence_interval(values)
-    numbers = f"{_describe(expect.select)}: mean {mean:.3f} [{_fmt(low)}, {_fmt(high)}], n={len(values)}"
+    low, high = confidence_interval(values, bounds=METRIC_RANGES[expect.metric])
+    numbers = (f"{expect.metric}, {_describe(expect.select)}: mean {mean:.3f} [{_fmt(low)}, {_fmt(high)}], "
+               f"n={len(values)}")
     if expect.test == "at_least":
         return Verdict(claim, bool(mean >= expect.value), numbers, f"mean ≥ {expect.value}")
     if expect.test == "at_most":
@@ -98,7 +99,7 @@ def _differs(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
     difference, low, high, p_value = welch(selected, other)
     direction = 1 if expect.test == "greater" else -1
     passed = bool(p_value < ALPHA and difference * direction > 0)
-    numbers = (f"{_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
+    numbers = (f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
                f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}")
     sign = ">" if direction > 0 else "<"
     return Verdict(claim, passed, numbers, f"mean {sign} other, Welch's t-test p < {ALPHA}")
@@ -110,7 +111,7 @@ def _similar(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
         return Verdict(claim, None, "fewer than 2 runs on a side", "")
     difference, low, high, p_value = welch(selected, other)
     passed = bool(-expect.margin <= low and high <= expect.margin)
-    numbers = (f"{_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
+    numbers = (f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
                f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}]")
     return Verdict(claim, passed, numbers, f"95% interval of the difference within ±{expect.margin}")
 
@@ -134,7 +135,7 @@ def _gap_shrinks(claim: Claim, runs: pd.DataFrame) -> Verdict:
         return Verdict(claim, None, "fewer than 2 seeds with both sides finished", "")
     difference, low, high, p_value = welch(large, small)
     passed = bool(p_value < ALPHA and difference < 0)
-    numbers = (f"|{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
+    numbers = (f"{expect.metric} gap |{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
                f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {difference:+.3f} "
                f"[{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}")
     return Verdict(claim, passed, numbers, f"gap smaller at the largest {expect.over}, Welch p < {ALPHA}")

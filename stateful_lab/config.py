@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     # strict: a YAML string "3" is not an int, `true` is not 1.
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DataConfig(_Strict):
@@ -334,7 +334,7 @@ def _parse_one(raw: dict[str, Any], default_name: str) -> Experiment:
 def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
     """Every dotted leaf key of the schema, e.g. train.batch_size."""
     keys = []
-    for name, field in (model or Experiment).model_fields.items():
+    for name in (model or Experiment).model_fields:
         section = _section(model or Experiment, name)
         keys += config_keys(section, f"{prefix}{name}.") if section else [prefix + name]
     return keys

@@ -29,7 +29,7 @@ def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int
     worker's, say) may advance, so the initial weights would depend on timing.
     Variants built with the same seed start from the same weights.
     """
-    data, spec, train = experiment.data, experiment.model, experiment.train
+    data, spec = experiment.data, experiment.model
     stateful = variant == "stateful"
     # wide_window is stateless over its lane's previous window joined to the current one.
     timesteps = data.timesteps * (2 if variant == "wide_window" else 1)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from .batching import continuous_lanes, lane_source_positions
 from .config import parse_experiment
-from .models import build_model, get_states, reset_states, set_states
+from .models import build_model, get_states, reset_states
 from .runner import seed_everything
 from .tasks import make_dataset
 from .trainers import train_fit
@@ -166,10 +166,9 @@ def check_evaluation_leaves_training_alone() -> Check:
         policy_experiment = experiment.model_copy(
             update={"train": experiment.train.model_copy(update={"reset": policy})}
         )
-        lab = _trained_weights(policy_experiment, dataset, lambda model: list(train_fit(model, policy_experiment, dataset)))
-        plain = _trained_weights(policy_experiment, dataset, lambda model: _fit_epochs(model, policy_experiment, dataset))
-        raw = _trained_weights(policy_experiment, dataset,
-                               lambda model: _fit_epochs(model, policy_experiment, dataset, raw_evaluate=True))
+        lab = _trained_weights(policy_experiment, dataset, lambda *args: list(train_fit(*args)))
+        plain = _trained_weights(policy_experiment, dataset, _fit_epochs)
+        raw = _trained_weights(policy_experiment, dataset, _fit_epochs_with_raw_evaluation)
         differences[policy] = (_max_difference(lab, plain), _max_difference(raw, plain))
     passed = moved > 0 and all(lab == 0.0 for lab, _ in differences.values()) and differences["never"][1] > 0
     per_policy = "; ".join(
@@ -184,6 +183,10 @@ def check_evaluation_leaves_training_alone() -> Check:
     )
 
 
+def _fit_epochs_with_raw_evaluation(model, experiment, dataset) -> None:
+    _fit_epochs(model, experiment, dataset, raw_evaluate=True)
+
+
 def _fit_epochs(model, experiment, dataset, raw_evaluate: bool = False) -> None:
     """Reset per policy and fit, epoch by epoch, with no lab code; optionally a
     bare Keras evaluate between epochs, as a user would naively write it."""
@@ -195,10 +198,11 @@ def _fit_epochs(model, experiment, dataset, raw_evaluate: bool = False) -> None:
             model.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
 
 
-def _trained_weights(experiment, dataset, train: Callable[[keras.Model], object]) -> list[np.ndarray]:
+def _trained_weights(experiment, dataset, train: Callable[..., object]) -> list[np.ndarray]:
+    """Weights after `train(model, experiment, dataset)` from the same start."""
     seed_everything(0)
     model = build_model(experiment, "stateful", BATCH, seed=0)
-    train(model)
+    train(model, experiment, dataset)
     return model.get_weights()
 
 

@@ -19,7 +19,10 @@ import pandas as pd  # noqa: E402
 
 from .claims import Verdict, evaluate_claim  # noqa: E402
 from .config import Experiment, parse_experiment, read_yaml  # noqa: E402
-from .results import confidence_interval, summary_markdown, write_atomic  # noqa: E402
+from .results import METRIC_RANGES, confidence_interval, summary_markdown, write_atomic  # noqa: E402
+
+
+METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,13 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     for config in configs:
         for verdict in verdicts[config.experiment.name]:
             claim = verdict.claim
-            lines.append(f"| {claim.statement} | {claim.source} | **{verdict.word}** | {verdict.numbers} | "
-                         f"{claim.article or '-'} | {verdict.rule} | [{config.experiment.name}](#{config.experiment.name}) |")
+            lines.append(_row(claim.statement, claim.source, f"**{verdict.word}**", verdict.numbers,
+                              claim.article or "-", verdict.rule,
+                              f"[{config.experiment.name}](#{config.experiment.name})"))
     for check in checks:
-        lines.append(f"| {check.claim} | measured by `stateful-lab probe` ({check.name}) | "
-                     f"**{'supported' if check.passed else 'not supported'}** | {check.measured} | - | "
-                     f"the probe's check | [probe](#what-the-state-does) |")
+        lines.append(_row(check.claim, f"measured by `stateful-lab probe` ({check.name})",
+                          f"**{'supported' if check.passed else 'not supported'}**", check.measured, "-",
+                          "the probe's check", "[probe](#what-the-state-does)"))
     if checks:
         lines += ["", "## What the state does", "", "`stateful-lab probe`, measured on tiny seeded models:", "",
                   "```", *[f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for c in checks], "```"]
@@ -102,13 +106,18 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
     lines.append(table.strip())
     if verdicts:
         lines += ["", "| claim | kind | article | ours | verdict |", "|---|---|---|---|---|"]
-        lines += [f"| {v.claim.statement} | {v.claim.kind} | {v.claim.article or '-'} | {v.numbers} | **{v.word}** ({v.rule}) |"
+        lines += [_row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
                   for v in verdicts]
     for name, draw in (("curves", plot_curves), ("sweep", plot_sweep)):
         path = plots / f"{experiment.name}-{name}.png"
         if draw(config, path):
             lines += ["", f"![{experiment.name} {name}](plots/{path.name})"]
     return lines
+
+
+def _row(*cells: str) -> str:
+    """A Markdown table row; a | inside a cell (|a - b|) would end the cell."""
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def plot_curves(config: ConfigResults, path: Path) -> bool:
@@ -125,7 +134,7 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
                           for key, value in zip([*keys, "variant"], group_keys))
         per_epoch = group.groupby("epoch")[metric]
         means = per_epoch.mean()
-        bands = np.array([confidence_interval(values.to_numpy()) for _, values in per_epoch])
+        bands = np.array([confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch])
         line, = axes.plot(means.index, means.to_numpy(), marker="o", label=label)
         if not np.isnan(bands).all():
             axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
@@ -138,38 +147,51 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
 
 
 def plot_sweep(config: ConfigResults, path: Path) -> bool:
-    """Final metric against the first swept key, one line per variant (and value of
-    any other swept key), with 95% interval error bars."""
-    experiment, metric = config.experiment, config.metric
+    """Final value against the first swept key, one line per variant (and value of
+    any other swept key), with 95% interval error bars; one panel per metric the
+    config's claims judge (else its main test metric)."""
+    experiment = config.experiment
     if not experiment.sweep:
         return False
+    metrics = list(dict.fromkeys(claim.expect.metric for claim in experiment.claims)) or [config.metric]
     over, *others = list(experiment.sweep)
     values = experiment.sweep[over]
     numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
     positions = {str(value): (value if numeric else index) for index, value in enumerate(values)}
-    summary = config.summary
-    figure, axes = plt.subplots(figsize=(6.4, 4))
-    for group_keys, group in summary.groupby([*others, "variant"], sort=False):
-        group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
-        label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
-                          for key, value in zip([*others, "variant"], group_keys))
-        x = [positions[str(value)] for value in group[over]]
-        mean = group[f"{metric}_mean"].to_numpy()
-        errors = np.abs(np.vstack([mean - group[f"{metric}_ci_low"], group[f"{metric}_ci_high"] - mean]))
-        axes.errorbar(x, mean, yerr=np.nan_to_num(errors), marker="o", capsize=3, label=label)
-    if not numeric:
-        axes.set_xticks(range(len(values)), [str(value) for value in values])
-    elif len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 16:
-        axes.set_xscale("log", base=2)
-    axes.set_title(f"{experiment.name}: final {_metric_label(metric)} by {over} (mean, 95% CI)")
-    axes.set_xlabel(over)
-    axes.set_ylabel(f"final {_metric_label(metric)}")
-    axes.legend(fontsize="small")
+    runs = config.runs[config.runs["status"] == "ok"]
+    figure, panels = plt.subplots(1, len(metrics), figsize=(6.4 * len(metrics), 4), squeeze=False)
+    for axes, metric in zip(panels[0], metrics):
+        groups = list(runs.groupby([*others, "variant"], sort=False))
+        for index, (group_keys, group) in enumerate(groups):
+            group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+            label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
+                              for key, value in zip([*others, "variant"], group_keys))
+            x, mean, errors = [], [], []
+            for value, at_value in group.groupby(over, sort=False):
+                numbers = at_value[metric].dropna().to_numpy(dtype=float)
+                low, high = confidence_interval(numbers, bounds=METRIC_RANGES[metric])
+                offset = 0 if numeric else (index - (len(groups) - 1) / 2) * 0.08
+                x.append(positions[str(value)] + offset)
+                mean.append(numbers.mean())
+                errors.append((numbers.mean() - low, high - numbers.mean()))
+            order = np.argsort(x)
+            axes.errorbar(np.array(x)[order], np.array(mean)[order], yerr=np.nan_to_num(np.array(errors)[order].T),
+                          marker="o", capsize=3, label=label, linestyle="-" if numeric else "none")
+        if not numeric:
+            axes.set_xticks(range(len(values)), [str(value) for value in values])
+        elif len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 16:
+            axes.set_xscale("log", base=2)
+        label = ("final " if metric in METRICS_PER_EPOCH else "") + _metric_label(metric)
+        axes.set_title(f"{experiment.name}: {label} by {over}\n(mean, 95% CI)")
+        axes.set_xlabel(over)
+        axes.set_ylabel(label)
+        axes.legend(fontsize="small")
     return _save(figure, path)
 
 
 def _metric_label(metric: str) -> str:
-    return metric.replace("_", " ")
+    labels = {"epoch_seconds": "seconds per epoch", "peak_memory_mb": "peak memory (MB)"}
+    return labels.get(metric, metric.replace("_", " "))
 
 
 def _save(figure, path: Path) -> bool:

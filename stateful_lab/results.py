@@ -20,7 +20,15 @@ EPOCH_COLUMNS = [
 METRICS = ("test_accuracy", "test_loss")
 # The range each metric can take; an interval is clipped to it (a t-interval on
 # accuracies near 1.00 would otherwise promise accuracies above 1).
-METRIC_RANGES = {"test_accuracy": (0.0, 1.0), "test_loss": (0.0, math.inf)}
+METRIC_RANGES = {
+    "test_accuracy": (0.0, 1.0), "train_accuracy": (0.0, 1.0), "test_loss": (0.0, math.inf),
+    "train_loss": (0.0, math.inf), "epoch_seconds": (0.0, math.inf), "peak_memory_mb": (0.0, math.inf),
+}
+
+
+# mkstemp makes private (0600) files; results get the permissions of a plain write.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -30,6 +38,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -3,7 +3,6 @@ workers and a Dask cluster give the numbers of a plain run, and one bad run neve
 costs the rest."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

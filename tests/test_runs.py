@@ -52,7 +52,10 @@ def test_smoke_config_runs_and_writes_the_output_contract(config, tmp_path):
     assert (summary["n"] == len(experiment.seed_list)).all()
     last = epochs[epochs["epoch"] == experiment.train.epochs - 1]
     for keys, group in last.groupby([*swept, "variant"]):
-        row = summary.set_index([*swept, "variant"]).loc[keys]
+        row = summary
+        for column, value in zip([*swept, "variant"], keys):
+            row = row[row[column] == value]
+        row = row.iloc[0]
         assert row["test_loss_mean"] == pytest.approx(group["test_loss"].mean(), rel=1e-5)
         if len(group) > 1:
             assert row["test_loss_ci_low"] <= row["test_loss_mean"] <= row["test_loss_ci_high"]

@@ -170,7 +170,6 @@ def test_lag_copy_targets_are_the_bit_lag_steps_earlier_in_the_same_stream(layou
 
 def test_long_sequences_are_cut_into_windows_fed_as_consecutive_batches():
     data = data_config(task="first_timestep", train_samples=8, test_samples=8, sequence_length=15, timesteps=5)
-    rng = np.random.default_rng(0)
     dataset = make_dataset(data, batch_size=4, seed=0)
     assert dataset.x_train.shape == (24, 5, 1)  # 8 sequences x 3 windows
     # batch w (w < 3) holds window w of sequences 0..3; batches 3..5 those of sequences 4..7
@@ -191,3 +190,19 @@ def test_reset_cadence_follows_the_policy():
     assert cadence(reset="sequence") == 4
     assert cadence(reset="batch") == 1
     assert cadence(reset="epoch") is None and cadence(reset="never") is None
+
+
+def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from stateful_lab.results import write_atomic
+
+    target = tmp_path / "deep" / "file.csv"
+    write_atomic(target, "old\n")
+    write_atomic(target, "new\n")
+    assert target.read_text() == "new\n"
+    assert list(target.parent.iterdir()) == [target]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
