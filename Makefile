@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-# Every non-smoke config, into results/<config name>/, then the total wall time.
+# Every non-smoke config from scratch (--force), into results/<config name>/, then
+# results/REPORT.md, then the total wall time.
 reproduce: $(STAMP)
 	@set -e; started=$$(date +%s); \
 	for config in $(CONFIGS); do \
 		echo "== $$config"; \
-		$(BIN)/stateful-lab run --quiet $$config; \
+		$(BIN)/stateful-lab run --quiet --force $$config; \
 	done; \
+	$(BIN)/stateful-lab report results; \
 	echo "reproduce: wall time $$(( $$(date +%s) - started )) s"
 
 # Plain Keras fit loop vs the lab's compiled loop; writes results/bench.md.
