@@ -11,7 +11,6 @@ import numpy as np
 
 from .config import Experiment
 
-VARIANTS = ("stateless", "stateful", "wide_window")
 # Loss objects, not functions: they reduce to the batch mean the way fit does,
 # and the loop trainer calls the very same object.
 LOSSES = {

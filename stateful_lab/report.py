@@ -128,14 +128,20 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
     if epochs.empty or len(experiment.points) > 8:
         return False  # a large sweep reads better in its sweep plot
     figure, axes = plt.subplots(figsize=(6.4, 4))
+    # Colour says the variant, line style and marker the sweep point, so that
+    # curves which coincide (fit and loop do) still show as two.
+    colours = {variant: f"C{index}" for index, variant in enumerate(experiment.variants)}
+    point_index = {tuple(map(str, point.values())): index for index, (point, _) in enumerate(experiment.points)}
     for group_keys, group in epochs.groupby([*keys, "variant"], sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
                           for key, value in zip([*keys, "variant"], group_keys))
+        point = point_index[tuple(map(str, group_keys[:-1]))]
         per_epoch = group.groupby("epoch")[metric]
         means = per_epoch.mean()
         bands = np.array([confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch])
-        line, = axes.plot(means.index, means.to_numpy(), marker="o", label=label)
+        line, = axes.plot(means.index, means.to_numpy(), color=colours[group_keys[-1]], label=label,
+                          linestyle=["-", "--", ":", "-."][point % 4], marker="osD^v<>p"[point % 8])
         if not np.isnan(bands).all():
             axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
     axes.set_title(f"{experiment.name}: {_metric_label(metric)} per epoch (mean, 95% CI band)")

@@ -115,6 +115,7 @@ def _run_here(unit: Unit, threads: int | None = None) -> dict[str, Any]:
     try:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size
         dataset = for_variant(make_dataset(experiment.data, batch, unit.seed), unit.variant, batch)
+        result["notes"] = list(dataset.notes)
         seed_everything(unit.seed)
         model = build_model(experiment, unit.variant, batch, seed=unit.seed)
         for epoch in TRAINERS[experiment.train.trainer](model, experiment, dataset):
@@ -194,14 +195,17 @@ def run_experiment(
         f"{len(experiment.seed_list)} seeds x {len(experiment.variants)} variants = {len(units)} runs, "
         f"{train.epochs} epochs, trainer {train.trainer}"
     )
-    for note in make_dataset(units[0].experiment.data, units[0].experiment.train.batch_size, units[0].seed).notes:
-        echo(note)
     if len(todo) < len(units):
         echo(f"skipped {len(units) - len(todo)} finished runs; --force to re-run them")
 
     progress = _Progress(len(todo), echo, quiet)
+    noted: set[str] = set()
     for result in execute(todo, jobs, scheduler):
         store.save(result)
+        for note in result.get("notes", []):  # what was trimmed or left out, once per distinct note
+            if note not in noted:
+                noted.add(note)
+                echo(note)
         progress.update(result)
         if result["status"] == "failed":
             echo(f"FAILED {_label(result)}: {result['error']}")
