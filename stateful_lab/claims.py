@@ -57,11 +57,16 @@ def evaluate_claim(claim: Claim, runs: pd.DataFrame) -> Verdict:
     return _differs(claim, selected, other)
 
 
-def _values(runs: pd.DataFrame, select: dict, metric: str) -> np.ndarray:
-    rows = runs[runs["status"] == "ok"]
+def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
+    """The rows whose columns hold the selected values (compared as text, since a
+    CSV reads back 4 where YAML said 4 and "4" alike)."""
     for key, value in select.items():
-        rows = rows[rows[key].astype(str) == str(value)]
-    return rows[metric].dropna().to_numpy(dtype=float)
+        runs = runs[runs[key].astype(str) == str(value)]
+    return runs
+
+
+def _values(runs: pd.DataFrame, select: dict, metric: str) -> np.ndarray:
+    return _selected(runs[runs["status"] == "ok"], select)[metric].dropna().to_numpy(dtype=float)
 
 
 def _threshold(claim: Claim, values: np.ndarray) -> Verdict:
@@ -142,10 +147,7 @@ def _gap_shrinks(claim: Claim, runs: pd.DataFrame) -> Verdict:
 
 
 def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
-    rows = runs
-    for key, value in select.items():
-        rows = rows[rows[key].astype(str) == str(value)]
-    return rows.set_index("seed")[metric]
+    return _selected(runs, select).set_index("seed")[metric]
 
 
 def _describe(select: dict | None) -> str:

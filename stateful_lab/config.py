@@ -275,29 +275,21 @@ def apply_overrides(raw: dict[str, Any], overrides) -> None:
             value = _parse_yaml(text)
         except yaml.YAMLError:
             raise ConfigError([f"--set {item!r}: the value is not valid YAML"]) from None
-        node = raw
-        parts = key.split(".")
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                prefix = ".".join(parts[: depth + 1])
-                raise ConfigError([f"--set {item!r}: {prefix} is a value, not a section"])
-            node = child
-        node[parts[-1]] = value
+        try:
+            _set_dotted(raw, key, value)
+        except ValueError as error:
+            raise ConfigError([f"--set {item!r}: {error}"]) from None
 
 
 def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> Experiment:
     """Validate a raw mapping into a resolved Experiment, with every sweep point
     validated and resolved too, or raise ConfigError listing every problem."""
     experiment = _parse_one(raw, default_name)
-    if not experiment.sweep:
-        problems = _claim_problems(experiment)
-        if problems:
-            raise ConfigError(problems)
-        return experiment
-    problems = _sweep_key_problems(experiment.sweep) + _claim_problems(experiment)
+    problems = _claim_problems(experiment) + _sweep_key_problems(experiment.sweep)
     if problems:
         raise ConfigError(problems)
+    if not experiment.sweep:
+        return experiment
     keys = list(experiment.sweep)
     points = []
     for values in itertools.product(*experiment.sweep.values()):
@@ -354,10 +346,13 @@ def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """raw[a][b] = value for key "a.b", creating sections on the way."""
     *parents, leaf = key.split(".")
     node = raw
-    for part in parents:
+    for depth, part in enumerate(parents):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{'.'.join(parents[: depth + 1])} is a value, not a section")
     node[leaf] = value
 
 

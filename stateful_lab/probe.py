@@ -35,6 +35,10 @@ class Check:
     claim: str
     """What the articles assert, which the measurement tests."""
 
+    def __post_init__(self) -> None:
+        # Measurements compare NumPy values, whose numpy.bool_ JSON cannot write.
+        object.__setattr__(self, "passed", bool(self.passed))
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -134,8 +134,7 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
     point_index = {tuple(map(str, point.values())): index for index, (point, _) in enumerate(experiment.points)}
     for group_keys, group in epochs.groupby([*keys, "variant"], sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
-        label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
-                          for key, value in zip([*keys, "variant"], group_keys))
+        label = _group_label([*keys, "variant"], group_keys)
         point = point_index[tuple(map(str, group_keys[:-1]))]
         per_epoch = group.groupby("epoch")[metric]
         means = per_epoch.mean()
@@ -170,8 +169,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
         groups = list(runs.groupby([*others, "variant"], sort=False))
         for index, (group_keys, group) in enumerate(groups):
             group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
-            label = ", ".join(str(value) if key == "variant" else f"{key}={value}"
-                              for key, value in zip([*others, "variant"], group_keys))
+            label = _group_label([*others, "variant"], group_keys)
             x, mean, errors = [], [], []
             for value, at_value in group.groupby(over, sort=False):
                 numbers = at_value[metric].dropna().to_numpy(dtype=float)
@@ -193,6 +191,11 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
         axes.set_ylabel(label)
         axes.legend(fontsize="small")
     return _save(figure, path)
+
+
+def _group_label(keys: list[str], values: tuple) -> str:
+    """"train.batch_size=4, stateful": swept keys with their values, the variant bare."""
+    return ", ".join(str(value) if key == "variant" else f"{key}={value}" for key, value in zip(keys, values))
 
 
 def _metric_label(metric: str) -> str:

@@ -68,10 +68,10 @@ class Unit:
                            "seed": self.seed}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    @property
-    def label(self) -> str:
-        where = "".join(f" {key}={value}" for key, value in self.point.items())
-        return f"seed {self.seed} {self.variant}{where}"
+    def result(self, **fields: Any) -> dict[str, Any]:
+        """A result record for this unit: who it is, then `fields`."""
+        return {"key": self.key, "point": self.point, "variant": self.variant, "seed": self.seed,
+                "status": "ok", "error": None, "epochs": []} | fields
 
 
 def plan_units(experiment: Experiment) -> list[Unit]:
@@ -100,17 +100,15 @@ def _run_isolated(unit: Unit, threads: int | None) -> dict[str, Any]:
     if child.returncode == 0:
         return pickle.loads(child.stdout)
     tail = child.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-    return {"key": unit.key, "point": unit.point, "variant": unit.variant, "seed": unit.seed,
-            "status": "failed", "error": f"the isolated process exited {child.returncode}: {tail[0]}",
-            "epochs": [], "seconds": math.nan, "peak_memory_mb": None}
+    return unit.result(status="failed", error=f"the isolated process exited {child.returncode}: {tail[0]}",
+                       seconds=math.nan, peak_memory_mb=None)
 
 
 def _run_here(unit: Unit, threads: int | None = None) -> dict[str, Any]:
     """Train one unit in this process. Never raises for the unit's own errors: a
     failure or a divergence is a result, so a sweep carries on."""
     _size_thread_pools(threads)
-    result: dict[str, Any] = {"key": unit.key, "point": unit.point, "variant": unit.variant,
-                              "seed": unit.seed, "status": "ok", "error": None, "epochs": []}
+    result = unit.result()
     started = time.perf_counter()
     try:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size

@@ -13,6 +13,8 @@ from stateful_lab.cli import main
 def test_probe_check_passes(check):
     result = check()
     assert result.passed, f"{result.name}: {result.measured}"
+    assert type(result.passed) is bool
+    assert json.loads(json.dumps(result.as_dict()))["passed"] is True  # what probe --json prints
 
 
 def test_probe_cli_prints_one_line_per_check_and_fails_on_a_failure(monkeypatch):
