@@ -79,3 +79,27 @@ def test_loop_restarts_the_optimizer_for_every_seed(first_timestep):
     again = train("loop", "stateful", experiment, dataset)
     for a, b in zip(first[0], again[0]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("raw", [
+    {"data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32, "sequence_length": 15},
+     "train": {"reset": "sequence", "epochs": 2}},
+    {"data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32},
+     "train": {"reset": "batch", "epochs": 2}},
+    {"data": {"task": "lag_copy", "stream_length": 200, "lag": 2}, "train": {"epochs": 2}},
+], ids=["reset-sequence", "reset-batch", "lag_copy"])
+@pytest.mark.parametrize("trainer", ["train_on_batch", "loop"])
+def test_trainers_agree_on_resets_inside_an_epoch_and_per_step_targets(raw, trainer):
+    """Each trainer implements the in-epoch reset cadence and per-step targets its own way."""
+    from stateful_lab.config import parse_experiment
+
+    experiment = parse_experiment(raw)
+    dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
+    fit_weights, fit_epochs = train("fit", "stateful", experiment, dataset)
+    weights, epochs = train(trainer, "stateful", experiment, dataset)
+    for ours, reference in zip(weights, fit_weights, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+    for ours, reference in zip(epochs, fit_epochs):
+        assert ours.train_loss == pytest.approx(reference.train_loss, abs=TOLERANCE)
+        assert ours.test_loss == pytest.approx(reference.test_loss, abs=TOLERANCE)
+        assert ours.test_accuracy == pytest.approx(reference.test_accuracy, abs=TOLERANCE)
