@@ -1,4 +1,4 @@
-"""Order and cut samples into whole batches (DESIGN section 3).
+"""Order and cut samples into whole batches (docs/design.md, "Batching and layouts").
 
 A stateful layer carries lane i of batch k into lane i of batch k+1, so the row
 order of every array here is the feeding order: row k*B + i is lane i of batch k.
@@ -27,7 +27,7 @@ def stream_windows(series: np.ndarray, timesteps: int, batch_size: int) -> np.nd
     of batch k in time, which is what a stateful model assumes.
     """
     stream_length = len(series) // batch_size
-    windows_per_stream = stream_length // timesteps
+    windows_per_stream = window_count(len(series), timesteps, batch_size, "streams") // batch_size
     used = windows_per_stream * timesteps
     features = series.shape[1]
     streams = np.stack([series[lane * stream_length: lane * stream_length + used]
@@ -41,12 +41,20 @@ def block_windows(series: np.ndarray, timesteps: int, batch_size: int) -> np.nda
     """The `blocks` layout of the custom-loop article: consecutive windows fill
     the lanes of one batch, so lane i of batch k+1 does NOT continue lane i of
     batch k (unless B = 1)."""
-    batches = len(series) // (timesteps * batch_size)
-    used = batches * timesteps * batch_size
-    return series[:used].reshape(batches * batch_size, timesteps, series.shape[1])
+    windows = window_count(len(series), timesteps, batch_size, "blocks")
+    return series[: windows * timesteps].reshape(windows, timesteps, series.shape[1])
 
 
 LAYOUTS = {"streams": stream_windows, "blocks": block_windows}
+
+
+def window_count(length: int, timesteps: int, batch_size: int, layout: str) -> int:
+    """How many whole windows a series of `length` steps yields in `layout`; the
+    layouts cut by this count, and config checks use it to refuse series too short
+    for one batch."""
+    if layout == "streams":
+        return batch_size * ((length // batch_size) // timesteps)
+    return batch_size * (length // (timesteps * batch_size))
 
 
 def lane_source_positions(length: int, timesteps: int, batch_size: int, layout: str) -> np.ndarray:

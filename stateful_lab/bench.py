@@ -23,10 +23,11 @@ import keras
 
 from .config import load_experiment
 from .models import build_model
-from .results import write_atomic
-from .runner import cpu_model, seed_everything
+from .atomic import write_atomic
+from .provenance import cpu_model
 from .tasks import make_dataset
 from .trainers import train_loop
+from .unit import seed_everything
 
 REPEATS = 3
 EPOCHS = 5
@@ -60,7 +61,7 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
     def one_training() -> tuple[float, float]:
         model = build_model(experiment, "stateful", experiment.train.batch_size, seed=0)
         started = time.perf_counter()
-        training = sum(result.seconds for result in train_loop(model, experiment, dataset))
+        training = sum(result.seconds for result in train_loop(model, experiment, dataset, "stateful"))
         with_evaluation = time.perf_counter() - started
         return training * 1000 / EPOCHS, with_evaluation * 1000 / EPOCHS
 

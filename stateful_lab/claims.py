@@ -58,10 +58,11 @@ def evaluate_claim(claim: Claim, runs: pd.DataFrame) -> Verdict:
 
 
 def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
-    """The rows whose columns hold the selected values (compared as text, since a
-    CSV reads back 4 where YAML said 4 and "4" alike)."""
+    """The rows whose columns hold the selected values. Both sides carry their
+    config types (Experiment.typed: report.load_results types the columns, the
+    config its selections), so 1 selects a float key's 1.0 and never "1"."""
     for key, value in select.items():
-        runs = runs[runs[key].astype(str) == str(value)]
+        runs = runs[runs[key].map(lambda cell: cell == value).astype(bool)]
     return runs
 
 

@@ -197,15 +197,12 @@ def report(results_dir: Path, probe: bool) -> None:
         stateful-lab report results
     """
     _check_writable(results_dir)
-    from .config import ConfigError
-    from .report import build_report
+    from .report import ReportError, build_report
 
     try:
         path = build_report(results_dir, probe=probe)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ReportError) as error:
         raise click.UsageError(str(error)) from None
-    except ConfigError as error:
-        raise ConfigErrorExit(str(results_dir), error) from None
     click.echo(f"wrote {path}")
 
 

@@ -1,9 +1,10 @@
 """The experiment config: one typed, strict object loaded from YAML.
 
-Loading runs in three steps, each reporting every problem it finds:
-types and ranges (pydantic), derived values (filled in one place, `_resolve`),
-then cross-field checks (`_consistency_problems`). Library code raises
-`ConfigError`; the CLI turns it into exit status 2.
+Loading runs in three steps, each reporting every problem it finds: types and
+ranges (pydantic; the `data:` section is the chosen task's own schema, from the
+task registry), derived values (filled in one place, `Experiment._resolve`),
+then cross-field checks (`_consistency_problems`, plus the task's size checks).
+Library code raises `ConfigError`; the CLI turns it into exit status 2.
 """
 
 from __future__ import annotations
@@ -11,74 +12,42 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (BaseModel, BeforeValidator, Field, PrivateAttr, TypeAdapter, ValidationError,
+                      ValidationInfo, model_validator)
 
-# The data keys each task reads, with their defaults. Setting a key that the
-# chosen task does not read is an error, so a config never says something ignored.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "first_timestep": {"train_samples": 1024, "test_samples": 256, "sequence_length": None},
-    "collocated": {"train_samples": 1024, "test_samples": 256},
-    "random_series": {"series_length": 1000, "layout": "streams", "target": "last_value"},
-    "lag_copy": {"stream_length": 1000, "lag": 1, "layout": "streams"},
-}
-TASK_KEYS = {key for defaults in TASK_DEFAULTS.values() for key in defaults}
-CLASSIFICATION_TASKS = ("first_timestep", "collocated", "lag_copy")
+from .configfile import (ConfigError, TaggedUnion, apply_overrides, format_validation_errors, parse_yaml,
+                         read_yaml, section_of, set_dotted)
+from .schema import StrictModel
+from .tasks import DEFAULT_TASK, TASKS, TaskData
+
 STATEFUL_VARIANTS = ("stateful",)
-# Keys a sweep may not vary: they name or shape the whole run, not a point of it.
-UNSWEEPABLE = ("name", "description", "sweep", "claims", "seeds", "variants")
+RUN_LEVEL_KEYS = frozenset({"name", "description", "sweep", "claims", "seeds", "variants"})
+"""Keys that name or shape the whole experiment, not one run of it: a sweep may
+not vary them, and a run's settings (its cache key) leave them out."""
+
+__all__ = ["ConfigError", "Experiment", "load_experiment", "parse_experiment", "read_yaml"]
 
 
-class ConfigError(ValueError):
-    """A config that cannot run; `problems` has one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class _Strict(BaseModel):
-    # strict: a YAML string "3" is not an int, `true` is not 1.
-    model_config = ConfigDict(extra="forbid", strict=True)
+def _default_task(value: Any) -> Any:
+    """A `data:` mapping without `task` is the default task's."""
+    if isinstance(value, dict) and "task" not in value:
+        return {"task": DEFAULT_TASK, **value}
+    return value
 
 
-class DataConfig(_Strict):
-    """What the model sees: one synthetic task and its sizes."""
-
-    task: Literal["first_timestep", "collocated", "random_series", "lag_copy"] = "first_timestep"
-    """Task name (DESIGN section 2): first_timestep, collocated, random_series or lag_copy."""
-    train_samples: int | None = Field(None, ge=1)
-    """Training samples (bit tasks; default 1024, the blog's figure)."""
-    test_samples: int | None = Field(None, ge=1)
-    """Test samples (bit tasks; default 256)."""
-    timesteps: int = Field(5, ge=1)
-    """Time steps per sample, the window length T."""
-    features: int = Field(1, ge=1)
-    """Features per time step (bit tasks have exactly 1)."""
-    series_length: int | None = Field(None, ge=1)
-    """Steps in each of the train and test series (random_series; default 1000)."""
-    layout: Literal["streams", "blocks"] | None = None
-    """How windows fill batches (random_series, lag_copy; default streams): streams
-    keeps lane i continuous across batches, blocks puts consecutive windows side by side."""
-    target: Literal["last_value", "noise"] | None = None
-    """What to predict (random_series; default last_value): the first feature of the
-    window's last step, or independent uniform noise."""
-    sequence_length: int | None = Field(None, ge=1)
-    """Steps per sample sequence (first_timestep; default: timesteps). Longer
-    sequences are cut into windows of `timesteps` fed as consecutive batches."""
-    stream_length: int | None = Field(None, ge=1)
-    """Steps in each of the B train and B test bit streams (lag_copy; default 1000)."""
-    lag: int | None = Field(None, ge=0)
-    """How far back the copied bit is (lag_copy; default 1): target[t] = bit[t - lag]."""
-    strict: bool = False
-    """Reject the config instead of trimming samples to a multiple of the batch size."""
+DataConfig = Annotated[
+    Union[tuple(TASKS.values())],  # noqa: UP007  (a union built from the registry)
+    Field(discriminator="task"),
+    BeforeValidator(_default_task),
+]
+"""What the model sees: one task's section, chosen by `data.task`."""
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """The LSTM stack shared by every variant."""
 
     units: int | list[int] = 3
@@ -92,7 +61,7 @@ class ModelConfig(_Strict):
     """Training loss; mse is what the blog used, also for bits."""
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """How the model is trained and evaluated."""
 
     batch_size: int = Field(4, ge=1)
@@ -120,7 +89,7 @@ class TrainConfig(_Strict):
     train_on_batch (one call per batch). All three give the same numbers."""
 
 
-class Expectation(_Strict):
+class Expectation(StrictModel):
     """A machine-checkable expectation about the final-epoch results."""
 
     metric: Literal["test_accuracy", "test_loss", "train_accuracy", "train_loss",
@@ -143,7 +112,7 @@ class Expectation(_Strict):
     over: str | None = None
 
 
-class Claim(_Strict):
+class Claim(StrictModel):
     """One thing a source article says, with the expectation that tests it."""
 
     id: str
@@ -159,14 +128,16 @@ class Claim(_Strict):
     expect: Expectation
 
 
-class Experiment(_Strict):
+class Experiment(StrictModel):
     """One experiment: a task, a model, a training procedure, variants and seeds."""
 
     name: str | None = None
     """Name of the experiment and of its results folder (default: the file name)."""
     description: str = ""
     """What the experiment tests, in a sentence or two."""
-    data: DataConfig = DataConfig()
+    data: DataConfig = Field(default_factory=lambda: TASKS[DEFAULT_TASK]())
+    """The task and its sizes: data.task names it (first_timestep, collocated,
+    random_series or lag_copy; see docs/design.md), its other keys are the task's."""
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     variants: list[Literal["stateless", "stateful", "wide_window"]] = Field(
@@ -181,11 +152,48 @@ class Experiment(_Strict):
     claims: list[Claim] = Field(default_factory=list)
     """What this experiment tests, each with a checkable expectation."""
 
+    _source: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """The mapping this experiment was validated from, for sweep points and overrides."""
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> Experiment:
+        """Fill every derived value, so the saved config.yaml says exactly what ran."""
+        model = self.model
+        units = model.units if isinstance(model.units, list) else [model.units] * (model.layers or 1)
+        self.name = self.name or (info.context or {}).get("default_name", "experiment")
+        self.data = self.data.resolved()
+        self.model = model.model_copy(update={
+            "units": units,
+            "layers": model.layers or len(units),
+            "output_activation": model.output_activation or ("sigmoid" if self.classification else "linear"),
+        })
+        return self
+
+    def model_copy(self, *, update=None, deep: bool = False) -> Experiment:
+        """A copy; changed settings must go through `override`, which validates
+        them and re-derives the sweep points."""
+        if update:
+            raise TypeError("Experiment settings change through experiment.override('train.reset=never', ...), "
+                            "which validates them; model_copy(update=...) would skip the checks")
+        return super().model_copy(deep=deep)
+
+    def override(self, *settings: str) -> Experiment:
+        """This experiment with `--set`-style KEY=VALUE settings applied, validated anew."""
+        raw = copy.deepcopy(self._source)
+        apply_overrides(raw, settings)
+        return parse_experiment(raw, default_name=self.name)
+
     @property
-    def points(self) -> list[tuple[dict[str, Any], "Experiment"]]:
+    def points(self) -> list[tuple[dict[str, Any], Experiment]]:
         """Each sweep point (swept key -> value) with its resolved experiment;
         one point, {} and the experiment itself, without a sweep."""
-        return self._points or [({}, self)]
+        if not self.sweep:
+            return [({}, self)]
+        keys, points = list(self.sweep), []
+        for values in itertools.product(*self.sweep.values()):
+            point = dict(zip(keys, values))
+            points.append((point, _parse_one(_point_source(self._source, point), self.name)))
+        return points
 
     @property
     def seed_list(self) -> list[int]:
@@ -193,46 +201,66 @@ class Experiment(_Strict):
 
     @property
     def classification(self) -> bool:
-        return self.data.task in CLASSIFICATION_TASKS
+        return self.data.classification
 
     @property
     def per_step_targets(self) -> bool:
         """The model returns one prediction per time step (lag_copy)."""
-        return self.data.task == "lag_copy"
+        return self.data.per_step_targets
 
     @property
     def windows_per_sequence(self) -> int:
-        return (self.data.sequence_length or self.data.timesteps) // self.data.timesteps
+        return self.data.windows_per_sequence
 
     @property
     def batches_between_resets(self) -> int | None:
         """How often a reset falls inside an epoch, in batches; None if never."""
         return {"batch": 1, "sequence": self.windows_per_sequence}.get(self.train.reset)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    def run_settings(self) -> dict[str, Any]:
+        """Everything that decides one run's numbers, given its variant and seed."""
+        return self.model_dump(mode="json", exclude=set(RUN_LEVEL_KEYS))
 
-    _points: list = PrivateAttr(default_factory=list)
+    def graph_settings(self) -> dict[str, Any]:
+        """The run's settings less the task's data values (`TaskData.value_keys`):
+        runs that agree on these (and on their variant and array shapes) can share
+        one compiled training function."""
+        settings = self.run_settings()
+        settings["data"] = {key: value for key, value in settings["data"].items()
+                            if key not in self.data.value_keys}
+        return settings
+
+    def typed(self, key: str, value: Any) -> Any:
+        """`value` read back as config key `key` types it, whatever text or number
+        a CSV made of it (a float key's "1" or 1 is 1.0; a list is a tuple, so that
+        it can be grouped by); unchanged for names that are not config keys (variant)."""
+        *parents, leaf = key.split(".")
+        section: Any = type(self)
+        for part in parents:
+            section = type(self.data) if part == "data" and section is type(self) else section_of(section, part)
+            if not isinstance(section, type):
+                return value
+        if leaf not in section.model_fields:
+            return value
+        if isinstance(value, str):
+            value = parse_yaml(value)
+        elif hasattr(value, "item"):  # a NumPy scalar from a DataFrame
+            value = value.item()
+        try:
+            value = TypeAdapter(section.model_fields[leaf].annotation).validate_python(value, strict=False)
+        except ValidationError:
+            return value
+        return _hashable(value)
+
+    def to_yaml(self) -> str:
+        raw = self.model_dump(mode="json", exclude_none=True)
+        data = raw["data"]  # the task, its own keys, then the keys every task has
+        raw["data"] = {"task": data["task"], **{key: value for key, value in data.items()
+                                                if key not in TaskData.model_fields}, **data}
+        return yaml.safe_dump(raw, sort_keys=False)
 
 
 # --- loading -----------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1's safe loader, but reading 1e-3 and 1e6 as floats (YAML 1.2 does;
-    PyYAML alone reads them as strings, which the strict schema would reject)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
-
 
 
 def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Experiment:
@@ -243,44 +271,6 @@ def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = (
     return parse_experiment(raw, default_name=path.stem)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read the config file ({error.strerror})"]) from None
-    try:
-        raw = _parse_yaml(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"{path}:{where}: YAML syntax error: {problem}"]) from None
-    if raw is None:
-        raise ConfigError([f"{path}: the config file is empty; start from a file in configs/"])
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            [f"{path}: the top level must be a mapping of keys (name:, data:, ...), "
-             f"not a {type(raw).__name__}"]
-        )
-    return raw
-
-
-def apply_overrides(raw: dict[str, Any], overrides) -> None:
-    """Apply `--set a.b=value` overrides in place; values are parsed as YAML."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3"])
-        try:
-            value = _parse_yaml(text)
-        except yaml.YAMLError:
-            raise ConfigError([f"--set {item!r}: the value is not valid YAML"]) from None
-        try:
-            _set_dotted(raw, key, value)
-        except ValueError as error:
-            raise ConfigError([f"--set {item!r}: {error}"]) from None
-
-
 def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> Experiment:
     """Validate a raw mapping into a resolved Experiment, with every sweep point
     validated and resolved too, or raise ConfigError listing every problem."""
@@ -288,52 +278,65 @@ def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> E
     problems = _claim_problems(experiment) + _sweep_key_problems(experiment.sweep)
     if problems:
         raise ConfigError(problems)
-    if not experiment.sweep:
-        return experiment
-    keys = list(experiment.sweep)
-    points = []
+    for claim in experiment.claims:  # select as the runs' columns will hold the values
+        expect = claim.expect
+        expect.select = {key: experiment.typed(key, value) for key, value in expect.select.items()}
+        if expect.versus is not None:
+            expect.versus = {key: experiment.typed(key, value) for key, value in expect.versus.items()}
     for values in itertools.product(*experiment.sweep.values()):
-        point = dict(zip(keys, values))
-        point_raw = copy.deepcopy(raw)
-        point_raw.pop("sweep", None)
-        point_raw.pop("claims", None)
-        for key, value in point.items():
-            _set_dotted(point_raw, key, value)
+        point = dict(zip(experiment.sweep, values))
         try:
-            points.append((point, _parse_one(point_raw, default_name)))
+            _parse_one(_point_source(raw, point), default_name)
         except ConfigError as error:
             label = ", ".join(f"{key}={value!r}" for key, value in point.items())
             problems += [f"sweep point {label}: {problem}" for problem in error.problems]
     if problems:
         raise ConfigError(problems)
-    experiment._points = points
     return experiment
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(item) for item in value) if isinstance(value, list) else value
+
+
+def _point_source(raw: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The mapping of one sweep point: the experiment's, with the point's values
+    set and no sweep or claims of its own."""
+    point_raw = copy.deepcopy(raw)
+    point_raw.pop("sweep", None)
+    point_raw.pop("claims", None)
+    for key, value in point.items():
+        set_dotted(point_raw, key, value)
+    return point_raw
 
 
 def _parse_one(raw: dict[str, Any], default_name: str) -> Experiment:
     try:
-        experiment = Experiment.model_validate(raw)
+        experiment = Experiment.model_validate(raw, context={"default_name": default_name})
     except ValidationError as error:
-        raise ConfigError(_format_validation_errors(error)) from None
-    problems = _task_key_problems(experiment)
-    experiment = _resolve(experiment, default_name)
-    problems += _consistency_problems(experiment)
+        raise ConfigError(format_validation_errors(error, Experiment)) from None
+    problems = _consistency_problems(experiment)
     if problems:
         raise ConfigError(problems)
+    experiment._source = copy.deepcopy(raw)
     return experiment
 
 
-def config_keys(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
-    """Every dotted leaf key of the schema, e.g. train.batch_size."""
-    keys = []
-    for name in (model or Experiment).model_fields:
-        section = _section(model or Experiment, name)
-        keys += config_keys(section, f"{prefix}{name}.") if section else [prefix + name]
-    return keys
+def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of the schema, e.g. train.batch_size; a task's keys
+    appear once, whichever tasks have them."""
+    keys: list[str] = []
+    model = model or Experiment
+    for name in model.model_fields:
+        section = section_of(model, name)
+        members = list(section.values()) if isinstance(section, TaggedUnion) else [section]
+        for member in members:
+            keys += config_keys(member, f"{prefix}{name}.") if member else [prefix + name]
+    return list(dict.fromkeys(keys))
 
 
 def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
-    known = [key for key in config_keys() if key not in UNSWEEPABLE]
+    known = [key for key in config_keys() if key not in RUN_LEVEL_KEYS]
     problems = []
     for key, values in sweep.items():
         if key not in known:
@@ -343,56 +346,6 @@ def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
         elif not values:
             problems.append(f"sweep.{key}: the list of values is empty; give at least one")
     return problems
-
-
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """raw[a][b] = value for key "a.b", creating sections on the way."""
-    *parents, leaf = key.split(".")
-    node = raw
-    for depth, part in enumerate(parents):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"{'.'.join(parents[: depth + 1])} is a value, not a section")
-    node[leaf] = value
-
-
-def _resolve(experiment: Experiment, default_name: str) -> Experiment:
-    """Fill every derived value, so the saved config.yaml says exactly what ran."""
-    data, model = experiment.data, experiment.model
-    data_update = {
-        key: default if getattr(data, key) is None else getattr(data, key)
-        for key, default in TASK_DEFAULTS[data.task].items()
-    }
-    units = model.units if isinstance(model.units, list) else [model.units] * (model.layers or 1)
-    model_update = {
-        "units": units,
-        "layers": model.layers or len(units),
-        "output_activation": model.output_activation
-        or ("sigmoid" if experiment.classification else "linear"),
-    }
-    return experiment.model_copy(
-        update={
-            "name": experiment.name or default_name,
-            "data": data.model_copy(update=data_update),
-            "model": model.model_copy(update=model_update),
-        }
-    )
-
-
-def series_windows(length: int, timesteps: int, batch_size: int, layout: str) -> int:
-    """How many whole windows a series of `length` steps yields in `layout`."""
-    if layout == "streams":
-        return batch_size * ((length // batch_size) // timesteps)
-    return batch_size * (length // (timesteps * batch_size))
-
-
-def _task_key_problems(experiment: Experiment) -> list[str]:
-    task, given = experiment.data.task, experiment.data.model_fields_set
-    return [
-        f"data.{key}: not used by task {task}; remove it"
-        for key in sorted(TASK_KEYS - set(TASK_DEFAULTS[task]))
-        if key in given
-    ]
 
 
 def _consistency_problems(experiment: Experiment) -> list[str]:
@@ -427,25 +380,17 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             problems.append(f"seeds: {seeds} must be non-negative")
         if len(set(seeds)) != len(seeds):
             problems.append(f"seeds: {seeds} lists a seed twice")
-    if data.task in CLASSIFICATION_TASKS and data.features != 1:
-        problems.append(f"data.features: task {data.task} has exactly 1 feature, got {data.features}")
-    if data.sequence_length is not None and data.sequence_length % data.timesteps:
+    if train.reset == "sequence" and experiment.windows_per_sequence == 1:
         problems.append(
-            f"data.sequence_length: {data.sequence_length} is not a multiple of data.timesteps "
-            f"{data.timesteps}; sequences are cut into whole windows"
-        )
-    if train.reset == "sequence" and data.sequence_length is None:
-        problems.append(
-            "train.reset: sequence needs data.sequence_length (sequences longer than one window); "
-            "use epoch, never or batch"
+            "train.reset: sequence needs sequences longer than one window (data.sequence_length "
+            "a multiple of data.timesteps, above it); use epoch, never or batch"
         )
     if "wide_window" in experiment.variants and (experiment.per_step_targets or experiment.windows_per_sequence > 1):
         problems.append(
             "variants: wide_window predicts one label per window; it cannot be used with "
-            "lag_copy or data.sequence_length"
+            "per-step targets (lag_copy) or data.sequence_length"
         )
-    problems += _batch_problems(experiment)
-    return problems
+    return problems + data.problems(train.batch_size)
 
 
 def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
@@ -474,102 +419,3 @@ def _claim_problems(experiment: Experiment) -> list[str]:
     if len(set(ids)) != len(ids):
         problems.append(f"claims: ids {ids} are not unique")
     return problems
-
-
-def _batch_problems(experiment: Experiment) -> list[str]:
-    data, batch = experiment.data, experiment.train.batch_size
-    if data.task == "lag_copy":
-        if data.stream_length < data.timesteps:
-            return [
-                f"data.stream_length: {data.stream_length} is shorter than one window of "
-                f"data.timesteps {data.timesteps}; lengthen the streams"
-            ]
-        if data.lag >= data.stream_length:
-            return [f"data.lag: {data.lag} must be shorter than data.stream_length {data.stream_length}"]
-        return []
-    if data.task == "random_series":
-        if series_windows(data.series_length, data.timesteps, batch, data.layout) == 0:
-            needed = batch * data.timesteps
-            return [
-                f"train.batch_size: {batch} windows of {data.timesteps} steps need a series of at "
-                f"least {needed} steps, but data.series_length is {data.series_length}; "
-                "lower the batch size or lengthen the series"
-            ]
-        return []
-    problems = []
-    for key in ("train_samples", "test_samples"):
-        count = getattr(data, key)
-        if batch > count:
-            problems.append(
-                f"train.batch_size: {batch} is larger than data.{key} ({count}); "
-                f"use a batch size of at most {count}"
-            )
-        elif data.strict and count % batch:
-            problems.append(
-                f"data.{key}: {count} is not a multiple of train.batch_size {batch} and "
-                f"data.strict is true; use {count - count % batch} or {count - count % batch + batch}"
-            )
-    return problems
-
-
-# --- error messages ----------------------------------------------------------
-
-
-def _format_validation_errors(error: ValidationError) -> list[str]:
-    """One line per offending key: the dotted key, the bad value, what is allowed."""
-    by_key: dict[str, list[dict]] = {}
-    for item in error.errors():
-        by_key.setdefault(_dotted_key(item), []).append(item)
-    lines = []
-    for key, items in by_key.items():
-        if any(other.startswith(key + "[") for other in by_key):
-            continue  # a union branch failed deeper down; that line says more
-        first = items[0]
-        if first["type"] == "extra_forbidden":
-            lines.append(_unknown_key_message(key))
-            continue
-        value = first.get("input")
-        allowed = " or ".join(dict.fromkeys(_allowed(item) for item in items))
-        lines.append(f"{key}: got {value!r}; {allowed}")
-    return lines
-
-
-def _dotted_key(item: dict) -> str:
-    """Turn a pydantic location into a dotted key, dropping union-branch labels
-    such as 'list[int]' (they are pydantic's, not the user's)."""
-    loc, parts, model = item["loc"], [], Experiment
-    for position, part in enumerate(loc):
-        fields = model.model_fields if model else {}
-        is_unknown_key = item["type"] == "extra_forbidden" and position == len(loc) - 1
-        if isinstance(part, int):
-            parts[-1] += f"[{part}]"
-            model = None
-        elif part in fields or is_unknown_key:
-            parts.append(part)
-            model = _section(model, part)
-    return ".".join(parts)
-
-
-def _section(model: type[BaseModel] | None, key: str) -> type[BaseModel] | None:
-    annotation = model.model_fields[key].annotation if model and key in model.model_fields else None
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _allowed(item: dict) -> str:
-    message = item["msg"]
-    for prefix in ("Input should be", "Input should"):
-        if message.startswith(prefix):
-            return "must be" + message[len(prefix):]
-    return message[0].lower() + message[1:]
-
-
-def _unknown_key_message(key: str) -> str:
-    *parents, leaf = key.split(".")
-    model: type[BaseModel] | None = Experiment
-    for parent in parents:
-        model = _section(model, parent)
-    allowed = list(model.model_fields) if model else []
-    guess = difflib.get_close_matches(leaf, allowed, n=1)
-    hint = f"did you mean {'.'.join([*parents, guess[0]])}? " if guess else ""
-    section = ".".join(parents) or "the top level"
-    return f"{key}: unknown key; {hint}allowed under {section}: {', '.join(allowed)}"

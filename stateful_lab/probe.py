@@ -17,9 +17,9 @@ import tensorflow as tf
 from .batching import continuous_lanes, lane_source_positions
 from .config import parse_experiment
 from .models import build_model, get_states, reset_states
-from .runner import seed_everything
 from .tasks import make_dataset
 from .trainers import train_fit
+from .unit import seed_everything
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 3, 4, 2, 5
 CLOSE = 1e-5  # outputs that must be equal agree within float32 round-off
@@ -167,10 +167,8 @@ def check_evaluation_leaves_training_alone() -> Check:
 
     differences = {}
     for policy in ("epoch", "never"):
-        policy_experiment = experiment.model_copy(
-            update={"train": experiment.train.model_copy(update={"reset": policy})}
-        )
-        lab = _trained_weights(policy_experiment, dataset, lambda *args: list(train_fit(*args)))
+        policy_experiment = experiment.override(f"train.reset={policy}")
+        lab = _trained_weights(policy_experiment, dataset, lambda *args: list(train_fit(*args, "stateful")))
         plain = _trained_weights(policy_experiment, dataset, _fit_epochs)
         raw = _trained_weights(policy_experiment, dataset, _fit_epochs_with_raw_evaluation)
         differences[policy] = (_max_difference(lab, plain), _max_difference(raw, plain))

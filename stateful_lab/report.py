@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .claims import Verdict, evaluate_claim  # noqa: E402
-from .config import Experiment, parse_experiment, read_yaml  # noqa: E402
-from .results import METRIC_RANGES, confidence_interval, summary_markdown, write_atomic  # noqa: E402
+from .config import ConfigError, Experiment, parse_experiment, read_yaml  # noqa: E402
+from .atomic import write_atomic  # noqa: E402
+from .results import METRIC_RANGES, confidence_interval, summary_markdown  # noqa: E402
 
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
@@ -38,16 +39,37 @@ class ConfigResults:
         return "test_accuracy" if self.experiment.classification else "test_loss"
 
 
+class ReportError(ValueError):
+    """A results folder that cannot be read; the message names the file."""
+
+
 def load_results(results_dir: Path) -> list[ConfigResults]:
-    """Every sub-folder that holds a finished run's files, by name."""
+    """Every sub-folder that holds a finished run's files, by name, with the swept
+    keys' columns read back as their config types (Experiment.typed)."""
     found = []
     for folder in sorted(path for path in results_dir.iterdir() if path.is_dir()):
         files = [folder / name for name in ("config.yaml", "epochs.csv", "runs.csv", "summary.csv")]
-        if not all(path.exists() for path in files):
-            continue
-        experiment = parse_experiment(read_yaml(folder / "config.yaml"), default_name=folder.name)
-        found.append(ConfigResults(folder, experiment, *(pd.read_csv(path) for path in files[1:])))
+        if all(path.exists() for path in files):
+            found.append(_load_folder(folder, files))
     return found
+
+
+def _load_folder(folder: Path, files: list[Path]) -> ConfigResults:
+    try:
+        experiment = parse_experiment(read_yaml(files[0]), default_name=folder.name)
+    except ConfigError as error:
+        raise ReportError(f"{files[0]}: not a valid config: {'; '.join(error.problems)}") from None
+    tables = []
+    for path in files[1:]:
+        try:
+            table = pd.read_csv(path)
+            for key in experiment.sweep:
+                table[key] = table[key].map(lambda value, key=key: experiment.typed(key, value))
+        except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
+            raise ReportError(f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
+                              f"re-run the config into {folder}") from None
+        tables.append(table)
+    return ConfigResults(folder, experiment, *tables)
 
 
 def build_report(results_dir: Path, probe: bool = True) -> Path:
@@ -131,11 +153,12 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
     # Colour says the variant, line style and marker the sweep point, so that
     # curves which coincide (fit and loop do) still show as two.
     colours = {variant: f"C{index}" for index, variant in enumerate(experiment.variants)}
-    point_index = {tuple(map(str, point.values())): index for index, (point, _) in enumerate(experiment.points)}
+    point_index = {tuple(experiment.typed(key, value) for key, value in point.items()): index
+                   for index, (point, _) in enumerate(experiment.points)}
     for group_keys, group in epochs.groupby([*keys, "variant"], sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         label = _group_label([*keys, "variant"], group_keys)
-        point = point_index[tuple(map(str, group_keys[:-1]))]
+        point = point_index[tuple(group_keys[:-1])]
         per_epoch = group.groupby("epoch")[metric]
         means = per_epoch.mean()
         bands = np.array([confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch])
@@ -162,7 +185,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
     over, *others = list(experiment.sweep)
     values = experiment.sweep[over]
     numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
-    positions = {str(value): (value if numeric else index) for index, value in enumerate(values)}
+    positions = {experiment.typed(over, value): (value if numeric else index) for index, value in enumerate(values)}
     runs = config.runs[config.runs["status"] == "ok"]
     figure, panels = plt.subplots(1, len(metrics), figsize=(6.4 * len(metrics), 4), squeeze=False)
     for axes, metric in zip(panels[0], metrics):
@@ -175,7 +198,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
                 numbers = at_value[metric].dropna().to_numpy(dtype=float)
                 low, high = confidence_interval(numbers, bounds=METRIC_RANGES[metric])
                 offset = 0 if numeric else (index - (len(groups) - 1) / 2) * 0.08
-                x.append(positions[str(value)] + offset)
+                x.append(positions[value] + offset)
                 mean.append(numbers.mean())
                 errors.append((numbers.mean() - low, high - numbers.mean()))
             order = np.argsort(x)

@@ -1,48 +1,33 @@
-"""Result files of one run (DESIGN section 6), each written atomically: a reader
-sees the old file or the new one, never half of one."""
+"""Result files of an experiment (docs/design.md, "Output contract"), each written
+atomically, and the tables they hold, built from the runs' records."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+from dataclasses import asdict
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .atomic import write_atomic
+from .records import RunResult
 
 EPOCH_COLUMNS = [
     "config", "variant", "seed", "epoch", "train_loss", "train_accuracy",
     "test_loss", "test_accuracy", "seconds", "status",
 ]
 METRICS = ("test_accuracy", "test_loss")
+FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # The range each metric can take; an interval is clipped to it (a t-interval on
 # accuracies near 1.00 would otherwise promise accuracies above 1).
 METRIC_RANGES = {
     "test_accuracy": (0.0, 1.0), "train_accuracy": (0.0, 1.0), "test_loss": (0.0, math.inf),
     "train_loss": (0.0, math.inf), "epoch_seconds": (0.0, math.inf), "peak_memory_mb": (0.0, math.inf),
 }
-
-
-# mkstemp makes private (0600) files; results get the permissions of a plain write.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def confidence_interval(
@@ -129,3 +114,54 @@ def write_results(out_dir: Path, epochs: pd.DataFrame, runs: pd.DataFrame, confi
     write_atomic(out_dir / "config.yaml", config_yaml)
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     return summary
+
+
+def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """epochs.csv rows (one per run and epoch) and runs.csv rows (one per run,
+    with its final-epoch figures, median epoch time and peak memory)."""
+    epoch_rows, run_rows = [], []
+    for result in results:
+        base = {"config": config, **result.point, "variant": result.variant, "seed": result.seed}
+        epochs = [asdict(epoch) for epoch in result.epochs]
+        for epoch in epochs:
+            epoch_rows.append(base | epoch | {"status": result.status})
+        if result.status == "failed":
+            epoch_rows.append(base | {"status": "failed"})
+        final = epochs[-1] if epochs else {}
+        later = [epoch["seconds"] for epoch in epochs[1:]] or [final.get("seconds", math.nan)]
+        run_rows.append(base | {
+            "status": result.status,
+            "epochs": len(epochs),
+            **{name: final.get(name, math.nan) for name in FINAL_METRICS},
+            # epoch 0 includes tracing and compilation: the cost per epoch is the later ones
+            "epoch_seconds": float(pd.Series(later).median()),
+            "peak_memory_mb": result.peak_memory_mb,
+            "error": result.error,
+            "key": result.key,
+        })
+    return pd.DataFrame(epoch_rows), pd.DataFrame(run_rows)
+
+
+def epoch_tables(results: list[RunResult]) -> list[str]:
+    """For the console: per sweep point and seed, the variants side by side in the
+    blog's format."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for result in results:
+        point = tuple(result.point.items())
+        groups.setdefault((point, result.seed), {})[result.variant] = [asdict(epoch) for epoch in result.epochs]
+    lines = []
+    for (point, seed), per_variant in groups.items():
+        lines.append(f"seed {seed}" + "".join(f" {key}={value}" for key, value in point))
+        for epoch in range(max(len(epochs) for epochs in per_variant.values())):
+            cells = [
+                f"{variant}: Train: ({_cell(e['train_loss'])}, {_cell(e['train_accuracy'])}) "
+                f"Test: ({_cell(e['test_loss'])}, {_cell(e['test_accuracy'])})"
+                for variant, epochs in per_variant.items() if epoch < len(epochs)
+                for e in [epochs[epoch]]
+            ]
+            lines.append(f"  Epoch: {epoch} (Loss, Acc) " + " | ".join(cells))
+    return lines
+
+
+def _cell(value: float) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"

@@ -1,5 +1,5 @@
 """Training procedures: the articles' three ways of training, with one reset and
-evaluation protocol (DESIGN section 4). Each trains one model for the
+evaluation protocol (docs/design.md, "Training"). Each trains one model for the
 experiment's epochs and yields one `EpochResult` per epoch, and all three give the
 same numbers for the same seed (tests/test_trainers.py).
 
@@ -11,9 +11,9 @@ same numbers for the same seed (tests/test_trainers.py).
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 import keras
@@ -22,21 +22,11 @@ import tensorflow as tf
 
 from .config import Experiment
 from .models import build_model, get_states, reset_states, set_states, stateful_layers
+from .records import EpochResult
 from .tasks import Dataset
 
 
-@dataclass(frozen=True)
-class EpochResult:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-    """Wall time of the epoch's training, evaluation excluded."""
-
-
-def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
+def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
     """model.fit(epochs=1, shuffle=...) once per epoch, as the blog and the
     gradient-flow article do; never validation_data, whose evaluation would run
     through the stateful layers mid-training."""
@@ -96,7 +86,8 @@ def _reset_callbacks(model: keras.Model, every: int | None) -> list[keras.callba
     return [_ResetEvery(model, every)] if every else []
 
 
-def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
+def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
+                   variant: str) -> Iterator[EpochResult]:
     """One train_on_batch call per batch, in order. Keras 3's train_on_batch
     returns the batch's own figures, so the epoch's running mean is kept here
     (batches are equal in size, so it equals fit's sample-weighted mean)."""
@@ -129,7 +120,7 @@ def _epoch_order(samples: int, batch: int, shuffle: bool, seed: tuple[int, int])
     return [rows[start:start + batch] for start in range(0, samples, batch)]
 
 
-def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset) -> Iterator[EpochResult]:
+def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
     """A GradientTape loop over batches, one XLA-compiled function per epoch.
 
     `model` supplies the initial weights. Training runs on a cached twin of the
@@ -137,7 +128,7 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset) -> 
     weights and optimizer slots are overwritten, so nothing is traced again.
     """
     train = experiment.train
-    compiled = CompiledLoop.for_shape(model, experiment, len(dataset.x_train), len(dataset.x_test))
+    compiled = CompiledLoop.for_run(experiment, variant, len(dataset.x_train), len(dataset.x_test))
     compiled.load_initial_weights(model)
     x_train, y_train = compiled.batches(dataset.x_train, dataset.y_train)
     x_test, y_test = compiled.batches(dataset.x_test, dataset.y_test)
@@ -156,20 +147,22 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset) -> 
 class CompiledLoop:
     """A model, its optimizer and its XLA-compiled epoch functions, for one shape."""
 
-    _cache: dict[tuple, "CompiledLoop"] = {}
+    _cache: dict[str, CompiledLoop] = {}
 
     @classmethod
-    def for_shape(cls, model: keras.Model, experiment: Experiment, train_samples: int, test_samples: int):
-        """The compiled twin for everything the traced graph depends on; seeds,
-        data values and data settings that keep the shapes (a lag, a layout) share it."""
-        data, train = experiment.data, experiment.train
-        key = (model.name, data.timesteps, data.features, experiment.per_step_targets,
-               experiment.classification, experiment.model.model_dump_json(), train.batch_size,
-               train.optimizer, train.learning_rate, train.clipnorm, experiment.batches_between_resets,
-               train_samples, test_samples)
+    def for_run(cls, experiment: Experiment, variant: str, train_samples: int, test_samples: int):
+        """The compiled twin for a run. Its key is every setting of the run but the
+        task's data values (Experiment.graph_settings), so that runs differing in
+        seed or in a data value (a lag, a layout) share it, and a setting added
+        later can never re-use a function compiled for another value of it."""
+        key = cls.key(experiment, variant, train_samples, test_samples)
         if key not in cls._cache:
-            cls._cache[key] = cls(experiment, model.name)
+            cls._cache[key] = cls(experiment, variant)
         return cls._cache[key]
+
+    @staticmethod
+    def key(experiment: Experiment, variant: str, train_samples: int, test_samples: int) -> str:
+        return json.dumps([experiment.graph_settings(), variant, train_samples, test_samples], sort_keys=True)
 
     def __init__(self, experiment: Experiment, variant: str):
         self.batch_size = experiment.train.batch_size

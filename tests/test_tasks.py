@@ -1,4 +1,4 @@
-"""Exact checks of the task definitions (DESIGN section 2) and batching (section 3)."""
+"""Exact checks of the task definitions (docs/design.md, "Tasks") and batching."""
 
 import numpy as np
 import pytest
@@ -117,20 +117,6 @@ def test_layout_windows_hold_the_series_values():
     np.testing.assert_array_equal(dataset.x_train[1], series[50:55])
 
 
-def test_confidence_interval_matches_the_t_formula_and_stays_in_range():
-    from scipy import stats
-
-    from stateful_lab.results import confidence_interval
-
-    values = np.array([0.5, 0.6, 0.7, 0.9])
-    half_width = stats.t.ppf(0.975, 3) * values.std(ddof=1) / np.sqrt(4)
-    low, high = confidence_interval(values)
-    assert low == pytest.approx(values.mean() - half_width)
-    assert high == pytest.approx(values.mean() + half_width)
-    assert confidence_interval(np.array([1.0, 1.0, 0.5]), bounds=(0, 1))[1] == 1.0
-    assert all(np.isnan(confidence_interval(np.array([0.7]))))
-
-
 def test_wide_window_joins_the_previous_window_of_the_same_lane():
     from stateful_lab.tasks import for_variant
 
@@ -190,19 +176,3 @@ def test_reset_cadence_follows_the_policy():
     assert cadence(reset="sequence") == 4
     assert cadence(reset="batch") == 1
     assert cadence(reset="epoch") is None and cadence(reset="never") is None
-
-
-def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path):
-    import os
-    import stat
-
-    from stateful_lab.results import write_atomic
-
-    target = tmp_path / "deep" / "file.csv"
-    write_atomic(target, "old\n")
-    write_atomic(target, "new\n")
-    assert target.read_text() == "new\n"
-    assert list(target.parent.iterdir()) == [target]  # no temporary left behind
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask

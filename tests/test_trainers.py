@@ -6,11 +6,11 @@ import pytest
 
 from stateful_lab.config import load_experiment
 from stateful_lab.models import build_model
-from stateful_lab.runner import seed_everything
+from stateful_lab.unit import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.trainers import TRAINERS, CompiledLoop
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, smoke_experiment
 
 TOLERANCE = 1e-5
 
@@ -18,7 +18,7 @@ TOLERANCE = 1e-5
 def train(trainer: str, variant: str, experiment, dataset):
     seed_everything(0)
     model = build_model(experiment, variant, experiment.train.batch_size, seed=0)
-    results = list(TRAINERS[trainer](model, experiment, dataset))
+    results = list(TRAINERS[trainer](model, experiment, dataset, variant))
     return model.get_weights(), results
 
 
@@ -49,7 +49,7 @@ def test_trainer_equals_fit_in_weights_and_per_epoch_losses(first_timestep, trai
 
 def test_loop_equals_fit_when_state_is_never_reset(first_timestep):
     experiment, dataset = first_timestep
-    experiment = experiment.model_copy(update={"train": experiment.train.model_copy(update={"reset": "never"})})
+    experiment = experiment.override("train.reset=never")
     fit_weights, fit_epochs = train("fit", "stateful", experiment, dataset)
     weights, epochs = train("loop", "stateful", experiment, dataset)
     for ours, reference in zip(weights, fit_weights):
@@ -58,15 +58,15 @@ def test_loop_equals_fit_when_state_is_never_reset(first_timestep):
 
 
 def test_loop_traces_once_across_seeds():
-    experiment = load_experiment(CONFIGS / "smoke" / "first_timestep.yaml", ["train.epochs=2"])
+    experiment = smoke_experiment("first_timestep", "train.epochs=2")
     batch = experiment.train.batch_size
     losses = []
     for seed in (0, 1, 2):
         dataset = make_dataset(experiment.data, batch, seed)
         seed_everything(seed)
         model = build_model(experiment, "stateful", batch, seed=seed)
-        losses.append([result.train_loss for result in TRAINERS["loop"](model, experiment, dataset)])
-    compiled = CompiledLoop.for_shape(model, experiment, len(dataset.x_train), len(dataset.x_test))
+        losses.append([result.train_loss for result in TRAINERS["loop"](model, experiment, dataset, "stateful")])
+    compiled = CompiledLoop.for_run(experiment, "stateful", len(dataset.x_train), len(dataset.x_test))
     assert compiled.train_epoch.experimental_get_tracing_count() == 1
     assert compiled.evaluate.experimental_get_tracing_count() == 1
     assert len({tuple(run) for run in losses}) == 3  # each seed trained from its own start
@@ -103,3 +103,134 @@ def test_trainers_agree_on_resets_inside_an_epoch_and_per_step_targets(raw, trai
         assert ours.train_loss == pytest.approx(reference.train_loss, abs=TOLERANCE)
         assert ours.test_loss == pytest.approx(reference.test_loss, abs=TOLERANCE)
         assert ours.test_accuracy == pytest.approx(reference.test_accuracy, abs=TOLERANCE)
+
+
+def test_evaluation_restores_the_training_state():
+    """Keras 3 evaluate runs the test set through the state; the lab's evaluate
+    must leave the training state exactly as it found it."""
+    from stateful_lab.models import build_model, get_states
+    from stateful_lab.unit import seed_everything
+    from stateful_lab.tasks import make_dataset
+    from stateful_lab.trainers import evaluate
+
+    experiment = smoke_experiment("first_timestep")
+    dataset = make_dataset(experiment.data, 4, seed=0)
+    seed_everything(0)
+    model = build_model(experiment, "stateful", 4, seed=0)
+    model.fit(dataset.x_train, dataset.y_train, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    before = get_states(model)
+    assert np.abs(before[0][0]).sum() > 0  # training left a non-zero state to protect
+
+    model.evaluate(dataset.x_test, dataset.y_test, batch_size=4, verbose=0)
+    assert not np.array_equal(get_states(model)[0][0], before[0][0])  # raw Keras changes it
+
+    from stateful_lab.models import set_states
+    set_states(model, before)
+    evaluate(model, dataset, experiment)
+    for saved, after in zip(before, get_states(model)):
+        for saved_variable, after_variable in zip(saved, after):
+            np.testing.assert_array_equal(saved_variable, after_variable)
+
+
+def test_never_reset_training_is_unchanged_by_evaluation():
+    """With reset: never, the state crosses epochs; evaluating between epochs must
+    not alter the trained weights."""
+    from stateful_lab.models import build_model, reset_states
+    from stateful_lab.unit import seed_everything
+    from stateful_lab.tasks import make_dataset
+    from stateful_lab.trainers import train_fit
+
+    experiment = smoke_experiment("first_timestep", "train.reset=never", "train.epochs=3")
+    dataset = make_dataset(experiment.data, 4, seed=0)
+    seed_everything(0)
+    evaluated = build_model(experiment, "stateful", 4, seed=0)
+    list(train_fit(evaluated, experiment, dataset, "stateful"))
+
+    seed_everything(0)
+    plain = build_model(experiment, "stateful", 4, seed=0)
+    reset_states(plain)
+    for _ in range(3):
+        plain.fit(dataset.x_train, dataset.y_train, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    for with_eval, without in zip(evaluated.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(with_eval, without)
+
+
+# --- the compiled function's cache key -------------------------------------------
+
+# One other valid value for every config key, with the task that has it and any
+# settings that value needs on both sides of the comparison. A key missing here
+# fails the coverage test below, so a new setting cannot go unchecked.
+OTHER_VALUES = {
+    "name": ("first_timestep", "other", []),
+    "description": ("first_timestep", "other", []),
+    "data.task": ("first_timestep", "collocated", []),
+    "data.timesteps": ("first_timestep", 4, []),
+    "data.features": ("random_series", 2, []),
+    "data.strict": ("first_timestep", True, []),
+    "data.train_samples": ("first_timestep", 512, []),
+    "data.test_samples": ("first_timestep", 128, []),
+    "data.sequence_length": ("first_timestep", 10, []),
+    "data.series_length": ("random_series", 2000, []),
+    "data.layout": ("lag_copy", "blocks", []),
+    "data.target": ("random_series", "noise", []),
+    "data.stream_length": ("lag_copy", 500, []),
+    "data.lag": ("lag_copy", 3, []),
+    "model.units": ("first_timestep", 4, []),
+    "model.layers": ("first_timestep", 2, []),
+    "model.output_activation": ("first_timestep", "tanh", []),
+    "model.loss": ("first_timestep", "mae", []),
+    "train.batch_size": ("first_timestep", 8, []),
+    "train.epochs": ("first_timestep", 3, []),
+    "train.optimizer": ("first_timestep", "sgd", []),
+    "train.learning_rate": ("first_timestep", 0.01, []),
+    "train.clipnorm": ("first_timestep", 1.0, []),
+    "train.reset": ("first_timestep", "never", []),
+    "train.shuffle": ("first_timestep", True, ["variants=[stateless]", "train.trainer=fit"]),
+    "train.isolate": ("first_timestep", True, []),
+    "train.trainer": ("first_timestep", "fit", []),
+    "variants": ("first_timestep", "[stateless]", []),
+    "seeds": ("first_timestep", 5, []),
+    "sweep": ("first_timestep", "{train.epochs: [1, 2]}", []),
+    "claims": ("first_timestep", "[{id: c, kind: claim, source: s, statement: s, "
+                                 "expect: {metric: test_loss, test: at_most, value: 1}}]", []),
+}
+
+
+def test_every_config_key_has_another_value_to_try():
+    from stateful_lab.config import config_keys
+
+    assert set(OTHER_VALUES) == set(config_keys())
+
+
+@pytest.mark.parametrize("key", sorted(OTHER_VALUES))
+def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key):
+    """Only the experiment's name, description, seeds, sweep, claims and variants
+    list, and the task's declared data values, may share a compiled function;
+    every other key, including any added later, must key a new one."""
+    from stateful_lab.config import RUN_LEVEL_KEYS, parse_experiment
+    from stateful_lab.tasks import TASKS
+
+    task, value, context = OTHER_VALUES[key]
+    base = parse_experiment({"data": {"task": task}}).override(*context)
+    changed = base.override(f"{key}={value}")
+    shares = key in RUN_LEVEL_KEYS or key.removeprefix("data.") in TASKS[task].value_keys
+    same = CompiledLoop.key(base, "stateful", 64, 32) == CompiledLoop.key(changed, "stateful", 64, 32)
+    assert same == shares
+
+
+def test_runs_that_differ_in_a_data_value_share_a_function_and_equal_a_fresh_one():
+    """lag is declared a data value: a function compiled for lag 1 must give
+    exactly what a function compiled afresh for lag 3 gives."""
+    from stateful_lab.config import parse_experiment
+
+    experiment = parse_experiment({"data": {"task": "lag_copy", "stream_length": 40, "lag": 1},
+                                   "train": {"epochs": 2}})
+    lag_three = experiment.override("data.lag=3")
+    datasets = {lag: make_dataset(e.data, 4, seed=0) for lag, e in ((1, experiment), (3, lag_three))}
+    train("loop", "stateful", experiment, datasets[1])  # compiles for lag 1
+    shared = train("loop", "stateful", lag_three, datasets[3])
+    CompiledLoop._cache.clear()
+    fresh = train("loop", "stateful", lag_three, datasets[3])
+    for a, b in zip(shared[0], fresh[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [epoch.test_loss for epoch in shared[1]] == [epoch.test_loss for epoch in fresh[1]]

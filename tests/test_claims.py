@@ -1,17 +1,11 @@
-"""Sweeps expand as the config says, claims get verdicts by their stated rule, and
-the report is written from a results folder."""
+"""Claims get verdicts by their stated rule, on runs tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from click.testing import CliRunner
 
 from stateful_lab.claims import evaluate_claim, welch
-from stateful_lab.cli import main
-from stateful_lab.config import Claim, load_experiment, parse_experiment
-
-from .conftest import CONFIGS
+from stateful_lab.config import Claim
 
 
 def claim(**expect):
@@ -24,62 +18,6 @@ def runs_table(groups: dict[tuple, list[float]], metric="test_accuracy", key="da
             for (variant, point), values in groups.items() for seed, value in enumerate(values)]
     return pd.DataFrame(rows)
 
-
-# --- sweeps -----------------------------------------------------------------------
-
-def test_sweep_runs_the_cartesian_product_with_each_value_applied():
-    experiment = parse_experiment({
-        "data": {"task": "lag_copy", "stream_length": 100},
-        "sweep": {"data.lag": [0, 2, 4], "train.batch_size": [1, 8]},
-    })
-    points = experiment.points
-    assert [point for point, _ in points] == [
-        {"data.lag": lag, "train.batch_size": batch} for lag in (0, 2, 4) for batch in (1, 8)]
-    for point, resolved in points:
-        assert resolved.data.lag == point["data.lag"]
-        assert resolved.train.batch_size == point["train.batch_size"]
-        assert not resolved.sweep
-
-
-def test_no_sweep_is_one_point_of_the_experiment_itself():
-    experiment = parse_experiment({})
-    assert experiment.points == [({}, experiment)]
-
-
-def test_validate_lists_the_sweep_points(tmp_path):
-    result = CliRunner().invoke(main, ["validate", str(CONFIGS / "reset_policy.yaml")])
-    assert result.exit_code == 0, result.output
-    assert "# sweep: 2 points x 10 seeds x 1 variants = 20 runs" in result.output
-    assert "#   train.reset=epoch" in result.output and "#   train.reset=never" in result.output
-
-
-@pytest.mark.parametrize(("sweep", "message"), [
-    ({"data.lagg": [1]}, "sweep.data.lagg: not a key that can be swept; did you mean data.lag?"),
-    ({"seeds": [1, 2]}, "sweep.seeds: not a key that can be swept"),
-    ({"data.lag": []}, "sweep.data.lag: the list of values is empty"),
-    ({"data.lag": [1, -1]}, "sweep point data.lag=-1: data.lag: got -1"),
-])
-def test_bad_sweeps_exit_2_naming_the_key(tmp_path, sweep, message):
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"data": {"task": "lag_copy"}, "sweep": sweep}))
-    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2
-    assert message in result.output
-    assert not (tmp_path / "out").exists()
-
-
-def test_claims_must_select_what_exists(tmp_path):
-    bad = {"id": "x", "kind": "claim", "source": "s", "statement": "s",
-           "expect": {"metric": "test_accuracy", "test": "greater", "select": {"data.lag": 2}}}
-    path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump({"claims": [bad]}))
-    result = CliRunner().invoke(main, ["validate", str(path)])
-    assert result.exit_code == 2
-    assert "claims[0] (x): test greater needs expect.versus" in result.output
-    assert "selects by 'data.lag', which is neither variant nor a swept key" in result.output
-
-
-# --- claims -----------------------------------------------------------------------
 
 def test_greater_is_supported_by_a_significant_difference_in_that_direction():
     runs = runs_table({("stateful", 2): [0.99, 1.0, 0.98, 1.0], ("stateless", 2): [0.79, 0.8, 0.78, 0.81]})
@@ -145,46 +83,6 @@ def test_diverged_runs_do_not_count_and_no_runs_means_no_data():
     verdict = evaluate_claim(claim(metric="test_accuracy", test="at_least", value=0.5,
                                    select={"variant": "stateful"}), runs)
     assert verdict.passed is None and verdict.word == "no data"
-
-
-# --- report -----------------------------------------------------------------------
-
-def test_report_from_a_small_results_folder(tmp_path):
-    results = tmp_path / "results"
-    for name in ("first_timestep", "reset_policy"):
-        run = CliRunner().invoke(main, ["run", str(CONFIGS / "smoke" / f"{name}.yaml"),
-                                        "--out", str(results / name), "--quiet"])
-        assert run.exit_code == 0, run.output
-    result = CliRunner().invoke(main, ["report", str(results), "--no-probe"])
-    assert result.exit_code == 0, result.output
-    report = (results / "REPORT.md").read_text()
-    assert report.index("## Verdicts") < report.index("## smoke_first_timestep")
-    for name in ("first_timestep", "reset_policy"):
-        for item in load_experiment(CONFIGS / "smoke" / f"{name}.yaml").claims:
-            assert item.statement in report.split("## Verdicts")[1].split("\n## ")[0]
-    plots = sorted(path.name for path in (results / "plots").glob("*.png"))
-    assert plots == ["smoke_first_timestep-curves.png", "smoke_reset_policy-curves.png",
-                     "smoke_reset_policy-sweep.png"]
-    for path in (results / "plots").glob("*.png"):
-        assert path.stat().st_size > 5000
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"(plots/{path.name})" in report
-
-
-def test_report_of_an_empty_folder_is_a_usage_error(tmp_path):
-    result = CliRunner().invoke(main, ["report", str(tmp_path), "--no-probe"])
-    assert result.exit_code == 2
-    assert "no result folders" in result.output
-
-
-def test_every_config_has_a_smoke_twin_of_the_same_structure():
-    for path in sorted(CONFIGS.glob("*.yaml")):
-        full, smoke = load_experiment(path), load_experiment(CONFIGS / "smoke" / path.name)
-        assert smoke.data.task == full.data.task, path.name
-        assert smoke.variants == full.variants, path.name
-        assert list(smoke.sweep) == list(full.sweep), path.name
-        assert [c.id for c in smoke.claims] == [c.id for c in full.claims], path.name
-        assert len(full.seed_list) >= 10, f"{path.name}: claim configs run at least 10 seeds"
 
 
 def test_welch_matches_scipy():

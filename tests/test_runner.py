@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from stateful_lab import trainers
 from stateful_lab.cli import main
 
-from .conftest import CONFIGS, ROOT
+from .conftest import ROOT, smoke
 
-SIX_RUNS = CONFIGS / "smoke" / "collocated_wide_window.yaml"  # 2 seeds x 3 variants
-FOUR_RUNS = CONFIGS / "smoke" / "first_timestep.yaml"  # 2 seeds x 2 variants
+SIX_RUNS = smoke("collocated_wide_window")  # 2 seeds x 3 variants
+FOUR_RUNS = smoke("first_timestep")  # 2 seeds x 2 variants
 
 
 def run_cli(*args):
@@ -33,26 +33,26 @@ def numbers(folder):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    result = run_cli(SIX_RUNS, "--out", out)
+    result = run_cli(*SIX_RUNS, "--out", out)
     assert result.exit_code == 0, result.output
     return numbers(out)
 
 
 def test_rerun_skips_finished_runs_and_force_runs_them_again(tmp_path):
-    assert run_cli(FOUR_RUNS, "--out", tmp_path).exit_code == 0
+    assert run_cli(*FOUR_RUNS, "--out", tmp_path).exit_code == 0
     first = numbers(tmp_path)
-    again = run_cli(FOUR_RUNS, "--out", tmp_path)
+    again = run_cli(*FOUR_RUNS, "--out", tmp_path)
     assert "skipped 4 finished runs; --force to re-run them" in again.output
     assert "ran 0 of 4 runs" in again.output
     pd.testing.assert_frame_equal(numbers(tmp_path), first)
-    forced = run_cli(FOUR_RUNS, "--out", tmp_path, "--force")
+    forced = run_cli(*FOUR_RUNS, "--out", tmp_path, "--force")
     assert "ran 4 of 4 runs" in forced.output
     pd.testing.assert_frame_equal(numbers(tmp_path), first)
 
 
 def test_a_changed_config_gets_new_runs_and_old_results_stay_out(tmp_path):
-    assert run_cli(FOUR_RUNS, "--out", tmp_path, "--set", "train.epochs=1").exit_code == 0
-    result = run_cli(FOUR_RUNS, "--out", tmp_path, "--set", "train.epochs=3")
+    assert run_cli(*FOUR_RUNS, "--out", tmp_path, "--set", "train.epochs=1").exit_code == 0
+    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--set", "train.epochs=3")
     assert "ran 4 of 4 runs" in result.output
     epochs = numbers(tmp_path)
     assert sorted(epochs["epoch"].unique()) == [0, 1, 2]
@@ -66,7 +66,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes_to_the_same_numbers(
         tmp_path, uninterrupted, signum, code, jobs):
     units = tmp_path / "units"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stateful_lab", "run", str(SIX_RUNS), "--out", str(tmp_path),
+        [sys.executable, "-m", "stateful_lab", "run", *SIX_RUNS, "--out", str(tmp_path),
          "--quiet", "--jobs", str(jobs)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -86,14 +86,14 @@ def test_interrupted_run_keeps_finished_work_and_resumes_to_the_same_numbers(
     assert not list(tmp_path.rglob("*.tmp"))
     assert not (tmp_path / "epochs.csv").exists()  # nothing half-summarized
 
-    resumed = run_cli(SIX_RUNS, "--out", tmp_path)
+    resumed = run_cli(*SIX_RUNS, "--out", tmp_path)
     assert resumed.exit_code == 0, resumed.output
     assert f"skipped {len(finished)} finished runs" in resumed.output
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
 
 
 def test_two_jobs_give_the_numbers_of_one(tmp_path, uninterrupted):
-    result = run_cli(SIX_RUNS, "--out", tmp_path, "--jobs", "2")
+    result = run_cli(*SIX_RUNS, "--out", tmp_path, "--jobs", "2")
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
 
@@ -103,7 +103,7 @@ def test_a_dask_cluster_gives_the_numbers_of_a_plain_run(tmp_path, uninterrupted
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        result = run_cli(SIX_RUNS, "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+        result = run_cli(*SIX_RUNS, "--out", tmp_path, "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
     assert json.loads((tmp_path / "meta.json").read_text())["scheduler"].startswith("tcp://127.0.0.1")
@@ -113,20 +113,19 @@ def test_dask_workers_with_several_threads_are_refused(tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        result = run_cli(FOUR_RUNS, "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+        result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 2
     assert "--nthreads 1" in result.output
 
 
 def test_an_unreachable_scheduler_is_a_usage_error(tmp_path):
-    result = run_cli(FOUR_RUNS, "--out", tmp_path, "--scheduler", "tcp://127.0.0.1:9")
+    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
 
 
 def test_a_diverging_run_stops_early_and_is_counted_not_averaged(tmp_path):
-    config = CONFIGS / "smoke" / "random_series.yaml"
-    result = run_cli(config, "--out", tmp_path, "--seeds", "1", "--set", "train.optimizer=sgd",
+    result = run_cli(*smoke("random_series"), "--out", tmp_path, "--seeds", "1", "--set", "train.optimizer=sgd",
                      "--set", "train.learning_rate=1e6", "--set", "train.epochs=4",
                      "--set", "variants=[stateful]")
     assert result.exit_code == 0, result.output  # divergence alone is not a failure
@@ -143,13 +142,13 @@ def test_a_diverging_run_stops_early_and_is_counted_not_averaged(tmp_path):
 def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_path, monkeypatch):
     real_loop = trainers.TRAINERS["loop"]
 
-    def fails_for_stateful(model, experiment, dataset):
-        if model.name == "stateful":
+    def fails_for_stateful(model, experiment, dataset, variant):
+        if variant == "stateful":
             raise RuntimeError("the optimizer exploded")
-        yield from real_loop(model, experiment, dataset)
+        yield from real_loop(model, experiment, dataset, variant)
 
     monkeypatch.setitem(trainers.TRAINERS, "loop", fails_for_stateful)
-    result = run_cli(FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
+    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
     assert result.exit_code == 1
     assert "FAILED seed 0 stateful: RuntimeError: the optimizer exploded" in result.output
     assert "Traceback" not in result.output
@@ -160,6 +159,6 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
     assert pd.read_csv(tmp_path / "summary.csv").set_index("variant").loc["stateful", "n_failed"] == 1
 
     monkeypatch.setitem(trainers.TRAINERS, "loop", real_loop)
-    retried = run_cli(FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
+    retried = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
     assert retried.exit_code == 0, retried.output
     assert "ran 1 of 2 runs" in retried.output

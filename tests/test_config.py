@@ -1,14 +1,17 @@
-"""Every bad input exits 2 with a line naming the key and the fix; no traceback."""
+"""The config: every bad input exits 2 with a line naming the key and the fix (no
+traceback); defaults and derived values are filled; sweeps expand as the config
+says; settings change only through validation."""
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
+from stateful_lab.config import ConfigError, load_experiment, parse_experiment
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, smoke_experiment
 
-GOOD = (CONFIGS / "smoke" / "first_timestep.yaml").read_text()
+GOOD = smoke_experiment("first_timestep").to_yaml()
 
 
 def invoke(*args):
@@ -103,14 +106,6 @@ def test_run_rejects_bad_config_before_writing_anything(write_config, tmp_path):
     assert not out.exists()
 
 
-def test_run_rejects_an_unwritable_output_folder(write_config, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    result = invoke("run", write_config(GOOD), "--out", blocker / "results")
-    assert result.exit_code == 2
-    assert "cannot write to" in result.output
-
-
 def test_validate_prints_the_resolved_config_with_overrides(write_config):
     result = invoke("validate", write_config(GOOD), "--set", "train.epochs=7")
     assert result.exit_code == 0, result.output
@@ -133,22 +128,113 @@ def test_every_shipped_config_is_valid(config):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["probe"]])
-def test_help_ends_with_an_example(command):
-    result = invoke(*command, "-h")
-    assert result.exit_code == 0
-    assert "Example:" in result.output
-    assert "stateful-lab " in result.output.split("Example:")[1]
-
-
-def test_version():
-    result = invoke("--version")
-    assert result.exit_code == 0 and "stateful-lab, version" in result.output
-
-
 def test_exponent_notation_is_a_number_in_files_and_overrides(write_config):
     path = write_config(GOOD.replace("learning_rate: 0.001", "learning_rate: 1e-3"))
     result = invoke("validate", path, "--set", "train.clipnorm=1e0")
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load(result.output)
     assert resolved["train"]["learning_rate"] == 0.001 and resolved["train"]["clipnorm"] == 1.0
+
+
+# --- sweeps and claims ------------------------------------------------------------
+
+def test_sweep_runs_the_cartesian_product_with_each_value_applied():
+    experiment = parse_experiment({
+        "data": {"task": "lag_copy", "stream_length": 100},
+        "sweep": {"data.lag": [0, 2, 4], "train.batch_size": [1, 8]},
+    })
+    points = experiment.points
+    assert [point for point, _ in points] == [
+        {"data.lag": lag, "train.batch_size": batch} for lag in (0, 2, 4) for batch in (1, 8)]
+    for point, resolved in points:
+        assert resolved.data.lag == point["data.lag"]
+        assert resolved.train.batch_size == point["train.batch_size"]
+        assert not resolved.sweep
+
+
+def test_no_sweep_is_one_point_of_the_experiment_itself():
+    experiment = parse_experiment({})
+    assert experiment.points == [({}, experiment)]
+
+
+def test_validate_lists_the_sweep_points(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(CONFIGS / "reset_policy.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "# sweep: 2 points x 10 seeds x 1 variants = 20 runs" in result.output
+    assert "#   train.reset=epoch" in result.output and "#   train.reset=never" in result.output
+
+
+@pytest.mark.parametrize(("sweep", "message"), [
+    ({"data.lagg": [1]}, "sweep.data.lagg: not a key that can be swept; did you mean data.lag?"),
+    ({"seeds": [1, 2]}, "sweep.seeds: not a key that can be swept"),
+    ({"data.lag": []}, "sweep.data.lag: the list of values is empty"),
+    ({"data.lag": [1, -1]}, "sweep point data.lag=-1: data.lag: got -1"),
+])
+def test_bad_sweeps_exit_2_naming_the_key(tmp_path, sweep, message):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"data": {"task": "lag_copy"}, "sweep": sweep}))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_claims_must_select_what_exists(tmp_path):
+    bad = {"id": "x", "kind": "claim", "source": "s", "statement": "s",
+           "expect": {"metric": "test_accuracy", "test": "greater", "select": {"data.lag": 2}}}
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": [bad]}))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "claims[0] (x): test greater needs expect.versus" in result.output
+    assert "selects by 'data.lag', which is neither variant nor a swept key" in result.output
+
+
+def test_claim_configs_run_at_least_10_seeds():
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert len(load_experiment(path).seed_list) >= 10, f"{path.name}: claim configs run at least 10 seeds"
+
+
+# --- one home per concept --------------------------------------------------------
+
+def test_config_names_no_task_and_every_task_default_is_filled():
+    from stateful_lab.tasks import TASKS
+
+    source = (CONFIGS.parent / "stateful_lab" / "config.py").read_text()
+    for task in TASKS:
+        assert f'"{task}"' not in source, f"config.py names task {task}"
+    resolved = yaml.safe_load(parse_experiment({"data": {"timesteps": 7}}).to_yaml())
+    assert resolved["data"]["task"] == "first_timestep"
+    assert resolved["data"]["sequence_length"] == 7  # a default that depends on another key
+
+
+def test_settings_change_only_through_validation():
+    experiment = parse_experiment({"data": {"train_samples": 64}})
+    with pytest.raises(TypeError, match="override"):
+        experiment.model_copy(update={"train": experiment.train})
+    assert experiment.override("train.reset=never").train.reset == "never"
+    with pytest.raises(ConfigError, match="train.reset: sequence needs sequences longer than one window"):
+        experiment.override("train.reset=sequence")
+
+
+def test_sweep_points_follow_the_experiment_they_belong_to():
+    experiment = parse_experiment({"sweep": {"train.batch_size": [1, 4]}})
+    changed = experiment.override("train.epochs=7", "sweep={train.batch_size: [2, 8, 16]}")
+    assert [point["train.batch_size"] for point, _ in changed.points] == [2, 8, 16]
+    assert all(resolved.train.epochs == 7 for _, resolved in changed.points)
+    assert [point["train.batch_size"] for point, _ in experiment.points] == [1, 4]
+
+
+def test_values_read_back_with_their_config_types():
+    experiment = parse_experiment({
+        "sweep": {"train.clipnorm": [0.5, 1]},
+        "claims": [{"id": "c", "kind": "claim", "source": "s", "statement": "s",
+                    "expect": {"metric": "test_loss", "test": "at_most", "value": 1,
+                               "select": {"train.clipnorm": 1, "variant": "stateful"}}}],
+    })
+    assert experiment.claims[0].expect.select == {"train.clipnorm": 1.0, "variant": "stateful"}
+    assert experiment.typed("train.clipnorm", "1") == experiment.typed("train.clipnorm", 1) == 1.0
+    assert experiment.typed("train.batch_size", "4") == 4
+    assert experiment.typed("train.reset", "never") == "never"
+    assert experiment.typed("model.units", "[3, 8]") == (3, 8)
+    assert experiment.typed("variant", "stateless") == "stateless"

@@ -1,0 +1,77 @@
+"""Where and with what a run was made: package versions, the lab's git commit,
+the host and its CPU, for meta.json and results/bench.md."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+
+from . import __version__
+
+PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "scipy", "pydantic", "click", "pyyaml",
+            "joblib", "distributed", "matplotlib")
+
+
+def versions() -> dict[str, str | None]:
+    found = {"stateful-lab": __version__}
+    for package in PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def host() -> dict[str, object]:
+    return {
+        "name": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+    }
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit() -> str | None:
+    """The lab's own commit, with '-dirty' when its code has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "stateful_lab", "configs", "pyproject.toml"],
+            cwd=here.parent, capture_output=True, text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def environment() -> dict[str, str | None]:
+    return {key: os.environ.get(key) for key in ("TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND")}

@@ -1,0 +1,96 @@
+"""Smoke runs of every shipped config (shrunk by tests/conftest.py) and the output
+contract they write; intervals."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stateful_lab.cli import main
+from stateful_lab.results import EPOCH_COLUMNS
+
+from .conftest import CONFIGS, smoke, smoke_experiment
+
+CONFIG_NAMES = sorted(path.stem for path in CONFIGS.glob("*.yaml"))
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, ["run", *map(str, args)])
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
+    result = run_cli(*smoke(name), "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    experiment = smoke_experiment(name)
+    swept = list(experiment.sweep)
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    assert list(epochs.columns) == ["config", *swept, *EPOCH_COLUMNS[1:]]
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    expected_runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
+    assert len(runs) == expected_runs
+    assert (runs["epochs"] == experiment.train.epochs).all()
+    assert len(epochs) == expected_runs * experiment.train.epochs
+    assert runs["peak_memory_mb"].notna().all() == experiment.train.isolate
+    assert set(epochs["status"]) == {"ok"}
+    assert epochs["train_loss"].notna().all() and epochs["test_loss"].notna().all()
+    if experiment.classification:
+        assert epochs["test_accuracy"].between(0, 1).all()
+    else:
+        assert epochs["test_accuracy"].isna().all() and epochs["train_accuracy"].isna().all()
+
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == len(experiment.points) * len(experiment.variants)
+    assert set(summary["variant"]) == set(experiment.variants)
+    assert (summary["n"] == len(experiment.seed_list)).all()
+    last = epochs[epochs["epoch"] == experiment.train.epochs - 1]
+    for keys, group in last.groupby([*swept, "variant"]):
+        row = summary
+        for column, value in zip([*swept, "variant"], keys):
+            row = row[row[column] == value]
+        row = row.iloc[0]
+        assert row["test_loss_mean"] == pytest.approx(group["test_loss"].mean(), rel=1e-5)
+        if len(group) > 1:
+            assert row["test_loss_ci_low"] <= row["test_loss_mean"] <= row["test_loss_ci_high"]
+
+    assert "| variant | n |" in (tmp_path / "summary.md").read_text()
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["name"] == experiment.name
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["seeds"] == experiment.seed_list
+    assert meta["versions"]["tensorflow"] and meta["peak_memory_mb"] > 0
+    assert meta["environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert f"Epoch: 0 (Loss, Acc) {experiment.variants[0]}: Train: (" in result.output
+
+
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_other_trainers_run_from_the_command_line(trainer, tmp_path):
+    result = run_cli(*smoke("first_timestep"), "--out", tmp_path, "--trainer", trainer,
+                     "--seeds", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["trainer"] == trainer
+    assert json.loads((tmp_path / "meta.json").read_text())["trainer"] == trainer
+
+
+def test_untidy_sample_count_is_trimmed_with_a_warning(tmp_path):
+    result = run_cli(*smoke("collocated"), "--out", tmp_path, "--seeds", "1", "--set", "data.train_samples=30",
+                     "--set", "train.epochs=1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "dropped 2 train samples" in result.output
+    assert "Epoch:" not in result.output  # --quiet drops the per-epoch tables
+
+
+def test_confidence_interval_matches_the_t_formula_and_stays_in_range():
+    from scipy import stats
+
+    from stateful_lab.results import confidence_interval
+
+    values = np.array([0.5, 0.6, 0.7, 0.9])
+    half_width = stats.t.ppf(0.975, 3) * values.std(ddof=1) / np.sqrt(4)
+    low, high = confidence_interval(values)
+    assert low == pytest.approx(values.mean() - half_width)
+    assert high == pytest.approx(values.mean() + half_width)
+    assert confidence_interval(np.array([1.0, 1.0, 0.5]), bounds=(0, 1))[1] == 1.0
+    assert all(np.isnan(confidence_interval(np.array([0.7]))))
