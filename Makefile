@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CONFIGS := $(wildcard configs/*.yaml)
 
-.PHONY: install test reproduce bench clean
+.PHONY: install lint test reproduce bench clean
 
 install: $(STAMP)
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# ruff keeps the code tidy: lint rules and formatting, both from pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/pytest -q
 
 # Every non-smoke config from scratch (--force), into results/<config name>/, then

@@ -30,8 +30,7 @@ def stream_windows(series: np.ndarray, timesteps: int, batch_size: int) -> np.nd
     windows_per_stream = window_count(len(series), timesteps, batch_size, "streams") // batch_size
     used = windows_per_stream * timesteps
     features = series.shape[1]
-    streams = np.stack([series[lane * stream_length: lane * stream_length + used]
-                        for lane in range(batch_size)])
+    streams = np.stack([series[lane * stream_length : lane * stream_length + used] for lane in range(batch_size)])
     # (lanes, windows, T, F) -> (windows, lanes, T, F): batch-major feeding order.
     windows = streams.reshape(batch_size, windows_per_stream, timesteps, features)
     return windows.transpose(1, 0, 2, 3).reshape(-1, timesteps, features)
@@ -71,7 +70,7 @@ def continuous_lanes(starts: np.ndarray, timesteps: int, batch_size: int) -> int
     """How many lanes continue from the first batch into the second, out of B."""
     if len(starts) < 2 * batch_size:
         return 0
-    return int(np.sum(starts[batch_size:2 * batch_size] == starts[:batch_size] + timesteps))
+    return int(np.sum(starts[batch_size : 2 * batch_size] == starts[:batch_size] + timesteps))
 
 
 def join_previous_window(x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -95,9 +94,11 @@ def cut_sequences(x: np.ndarray, y: np.ndarray, timesteps: int, batch_size: int)
     samples, length = x.shape[:2]
     windows = length // timesteps
     groups = samples // batch_size
-    x_cut = (x.reshape(groups, batch_size, windows, timesteps, *x.shape[2:])
-             .swapaxes(1, 2)
-             .reshape(groups * windows * batch_size, timesteps, *x.shape[2:]))
+    x_cut = (
+        x.reshape(groups, batch_size, windows, timesteps, *x.shape[2:])
+        .swapaxes(1, 2)
+        .reshape(groups * windows * batch_size, timesteps, *x.shape[2:])
+    )
     y_cut = np.repeat(y.reshape(groups, 1, batch_size), windows, axis=1).reshape(-1)
     return x_cut, y_cut
 

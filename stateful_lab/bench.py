@@ -21,9 +21,9 @@ from pathlib import Path
 
 import keras
 
+from .atomic import write_atomic
 from .config import load_experiment
 from .models import build_model
-from .atomic import write_atomic
 from .provenance import cpu_model
 from .tasks import make_dataset
 from .trainers import train_loop
@@ -36,11 +36,13 @@ CONFIG = Path("configs/first_timestep.yaml")
 
 def plain_keras_ms_per_epoch(x, y) -> float:
     """The article's procedure with Keras 3 spellings; no lab code inside the timing."""
-    model = keras.Sequential([
-        keras.Input(batch_shape=(4, 5, 1)),
-        keras.layers.LSTM(3, stateful=True),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(4, 5, 1)),
+            keras.layers.LSTM(3, stateful=True),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="adam", loss="mse", metrics=["accuracy"])
     lstm = model.layers[0]
 
@@ -58,6 +60,7 @@ def plain_keras_ms_per_epoch(x, y) -> float:
 def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
     """Median ms per epoch of training alone (the plain side's work), and of
     training with the lab's per-epoch evaluation."""
+
     def one_training() -> tuple[float, float]:
         model = build_model(experiment, "stateful", experiment.train.batch_size, seed=0)
         started = time.perf_counter()
@@ -74,9 +77,9 @@ def time_cli_run(seeds: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "stateful_lab", "run", str(CONFIG), "--seeds", str(seeds),
-             "--out", out, "--quiet"],
-            check=True, capture_output=True,
+            [sys.executable, "-m", "stateful_lab", "run", str(CONFIG), "--seeds", str(seeds), "--out", out, "--quiet"],
+            check=True,
+            capture_output=True,
         )
         return time.perf_counter() - started
 
@@ -94,25 +97,31 @@ def main() -> None:
     print(f"stateful-lab run {CONFIG} --seeds 1:  {one:.1f} s")
     print(f"stateful-lab run {CONFIG} --seeds 10: {ten:.1f} s ({ten / one:.2f}x one seed)")
     speedup = plain / loop
-    write_atomic(Path("results/bench.md"), "\n".join([
-        "# Benchmark: plain Keras fit loop vs the lab's compiled loop",
-        "",
-        "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
-        f"{EPOCHS} epochs. Median of {REPEATS} trainings after one warm-up, in one process "
-        "(`make bench`).",
-        "",
-        "| measurement | figure |",
-        "|---|---|",
-        f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} ms/epoch |",
-        f"| lab `loop` trainer: one XLA-compiled function per epoch | {loop:.2f} ms/epoch |",
-        f"| speedup (same work: training epochs only) | {speedup:.1f}x |",
-        f"| lab `loop` with its per-epoch test evaluation (256 samples) | {loop_with_evaluation:.2f} ms/epoch |",
-        f"| `stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included) | {one:.1f} s |",
-        f"| `stateful-lab run {CONFIG} --seeds 10` | {ten:.1f} s ({ten / one:.2f}x one seed) |",
-        "",
-        f"Machine: {cpu_model()}, {__import__('os').cpu_count()} cores.",
-        "",
-    ]))
+    write_atomic(
+        Path("results/bench.md"),
+        "\n".join(
+            [
+                "# Benchmark: plain Keras fit loop vs the lab's compiled loop",
+                "",
+                "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
+                f"{EPOCHS} epochs. Median of {REPEATS} trainings after one warm-up, in one process "
+                "(`make bench`).",
+                "",
+                "| measurement | figure |",
+                "|---|---|",
+                f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} ms/epoch |",
+                f"| lab `loop` trainer: one XLA-compiled function per epoch | {loop:.2f} ms/epoch |",
+                f"| speedup (same work: training epochs only) | {speedup:.1f}x |",
+                "| lab `loop` with its per-epoch test evaluation (256 samples) | "
+                f"{loop_with_evaluation:.2f} ms/epoch |",
+                f"| `stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included) | {one:.1f} s |",
+                f"| `stateful-lab run {CONFIG} --seeds 10` | {ten:.1f} s ({ten / one:.2f}x one seed) |",
+                "",
+                f"Machine: {cpu_model()}, {__import__('os').cpu_count()} cores.",
+                "",
+            ]
+        ),
+    )
     print(f"speedup: {speedup:.1f}x")
 
 

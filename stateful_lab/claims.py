@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import Claim
+from .claimspec import Claim
 from .results import METRIC_RANGES, confidence_interval
 
 ALPHA = 0.05
@@ -62,7 +62,7 @@ def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
     config types (Experiment.typed: report.load_results types the columns, the
     config its selections), so 1 selects a float key's 1.0 and never "1"."""
     for key, value in select.items():
-        runs = runs[runs[key].map(lambda cell: cell == value).astype(bool)]
+        runs = runs[runs[key].map(lambda cell, value=value: cell == value).astype(bool)]
     return runs
 
 
@@ -74,14 +74,14 @@ def _threshold(claim: Claim, values: np.ndarray) -> Verdict:
     expect = claim.expect
     mean = values.mean()
     low, high = confidence_interval(values, bounds=METRIC_RANGES[expect.metric])
-    numbers = (f"{expect.metric}, {_describe(expect.select)}: mean {mean:.3f} [{_fmt(low)}, {_fmt(high)}], "
-               f"n={len(values)}")
+    numbers = (
+        f"{expect.metric}, {_describe(expect.select)}: mean {mean:.3f} [{_fmt(low)}, {_fmt(high)}], n={len(values)}"
+    )
     if expect.test == "at_least":
         return Verdict(claim, bool(mean >= expect.value), numbers, f"mean ≥ {expect.value}")
     if expect.test == "at_most":
         return Verdict(claim, bool(mean <= expect.value), numbers, f"mean ≤ {expect.value}")
-    return Verdict(claim, bool(expect.low <= mean <= expect.high), numbers,
-                   f"{expect.low} ≤ mean ≤ {expect.high}")
+    return Verdict(claim, bool(expect.low <= mean <= expect.high), numbers, f"{expect.low} ≤ mean ≤ {expect.high}")
 
 
 def welch(first: np.ndarray, second: np.ndarray) -> tuple[float, float, float, float]:
@@ -91,8 +91,7 @@ def welch(first: np.ndarray, second: np.ndarray) -> tuple[float, float, float, f
     standard_error = math.sqrt(var_first + var_second)
     if standard_error == 0:
         return difference, difference, difference, 0.0 if difference else 1.0
-    freedom = (var_first + var_second) ** 2 / (
-        var_first ** 2 / (len(first) - 1) + var_second ** 2 / (len(second) - 1))
+    freedom = (var_first + var_second) ** 2 / (var_first**2 / (len(first) - 1) + var_second**2 / (len(second) - 1))
     half = stats.t.ppf(1 - ALPHA / 2, freedom) * standard_error
     p_value = 2 * stats.t.sf(abs(difference) / standard_error, freedom)
     return difference, difference - half, difference + half, float(p_value)
@@ -105,8 +104,10 @@ def _differs(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
     difference, low, high, p_value = welch(selected, other)
     direction = 1 if expect.test == "greater" else -1
     passed = bool(p_value < ALPHA and difference * direction > 0)
-    numbers = (f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
-               f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}")
+    numbers = (
+        f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
+        f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}"
+    )
     sign = ">" if direction > 0 else "<"
     return Verdict(claim, passed, numbers, f"mean {sign} other, Welch's t-test p < {ALPHA}")
 
@@ -117,8 +118,10 @@ def _similar(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
         return Verdict(claim, None, "fewer than 2 runs on a side", "")
     difference, low, high, p_value = welch(selected, other)
     passed = bool(-expect.margin <= low and high <= expect.margin)
-    numbers = (f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
-               f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}]")
+    numbers = (
+        f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
+        f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+    )
     return Verdict(claim, passed, numbers, f"95% interval of the difference within ±{expect.margin}")
 
 
@@ -141,9 +144,11 @@ def _gap_shrinks(claim: Claim, runs: pd.DataFrame) -> Verdict:
         return Verdict(claim, None, "fewer than 2 seeds with both sides finished", "")
     difference, low, high, p_value = welch(large, small)
     passed = bool(p_value < ALPHA and difference < 0)
-    numbers = (f"{expect.metric} gap |{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
-               f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {difference:+.3f} "
-               f"[{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}")
+    numbers = (
+        f"{expect.metric} gap |{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
+        f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {difference:+.3f} "
+        f"[{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}"
+    )
     return Verdict(claim, passed, numbers, f"gap smaller at the largest {expect.over}, Welch p < {ALPHA}")
 
 
@@ -152,7 +157,10 @@ def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
 
 
 def _describe(select: dict | None) -> str:
-    return ", ".join(f"{value}" if key == "variant" else f"{key}={value}" for key, value in (select or {}).items()) or "all"
+    return (
+        ", ".join(f"{value}" if key == "variant" else f"{key}={value}" for key, value in (select or {}).items())
+        or "all"
+    )
 
 
 def _fmt(value: float) -> str:

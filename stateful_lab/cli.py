@@ -47,7 +47,10 @@ def _load(config: str, overrides: tuple[str, ...], seeds: int | None = None, tra
 
 config_argument = click.argument("config", type=click.Path(exists=True, dir_okay=False))
 set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override a dotted config key with a YAML value, e.g. --set train.epochs=3. Repeatable.",
 )
 
@@ -65,20 +68,41 @@ def main() -> None:
 
 @main.command()
 @config_argument
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder. Default: results/<config name>/.")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder. Default: results/<config name>/."
+)
 @click.option("--seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1 instead of the config's seeds.")
 @set_option
-@click.option("--trainer", type=click.Choice(["loop", "fit", "train_on_batch"]),
-              help="Training procedure, instead of the config's train.trainer.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes; each gets an equal share of the cores.")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="Send the runs to this Dask scheduler (tcp://host:8786) instead of local workers.")
+@click.option(
+    "--trainer",
+    type=click.Choice(["loop", "fit", "train_on_batch"]),
+    help="Training procedure, instead of the config's train.trainer.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; each gets an equal share of the cores.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Send the runs to this Dask scheduler (tcp://host:8786) instead of local workers.",
+)
 @click.option("--force", is_flag=True, help="Re-run runs whose results are already in the output folder.")
 @click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
-def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, ...],
-        trainer: str | None, jobs: int, scheduler: str | None, force: bool, quiet: bool) -> None:
+def run(
+    config: str,
+    out: Path | None,
+    seeds: int | None,
+    overrides: tuple[str, ...],
+    trainer: str | None,
+    jobs: int,
+    scheduler: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Train every variant over every seed (and sweep point) of CONFIG.
 
     Writes epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and
@@ -101,8 +125,9 @@ def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, 
     signal.signal(signal.SIGTERM, _terminate)
     resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
-        outcome = run_experiment(experiment, out, echo=click.echo, quiet=quiet, jobs=jobs,
-                                 scheduler=scheduler, force=force)
+        outcome = run_experiment(
+            experiment, out, echo=click.echo, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
+        )
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted; {resume}.", err=True)
         sys.exit(130)
@@ -115,8 +140,10 @@ def run(config: str, out: Path | None, seeds: int | None, overrides: tuple[str, 
         click.echo(f"Error: the run failed: {type(error).__name__}: {error}", err=True)
         sys.exit(1)
     click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
-    click.echo(f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
-               f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json)")
+    click.echo(
+        f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
+        f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json)"
+    )
     for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
         if labels:
             click.echo(f"{len(labels)} {status}: " + "; ".join(labels), err=True)
@@ -149,8 +176,10 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     click.echo(experiment.to_yaml(), nl=False)
     if experiment.sweep:
         runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
-        click.echo(f"# sweep: {len(experiment.points)} points x {len(experiment.seed_list)} seeds x "
-                   f"{len(experiment.variants)} variants = {runs} runs")
+        click.echo(
+            f"# sweep: {len(experiment.points)} points x {len(experiment.seed_list)} seeds x "
+            f"{len(experiment.variants)} variants = {runs} runs"
+        )
         for point, _ in experiment.points:
             click.echo("#   " + ", ".join(f"{key}={value}" for key, value in point.items()))
 
@@ -184,8 +213,12 @@ def probe(as_json: bool) -> None:
 
 @main.command()
 @click.argument("results_dir", default="results", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--probe/--no-probe", default=True, show_default=True,
-              help="Run the probe's measured checks and include them in the report.")
+@click.option(
+    "--probe/--no-probe",
+    default=True,
+    show_default=True,
+    help="Run the probe's measured checks and include them in the report.",
+)
 def report(results_dir: Path, probe: bool) -> None:
     """Write RESULTS_DIR/REPORT.md: a verdict per claim, then a section per config.
 

@@ -16,11 +16,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, Field, PrivateAttr, TypeAdapter, ValidationError,
-                      ValidationInfo, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
-from .configfile import (ConfigError, TaggedUnion, apply_overrides, format_validation_errors, parse_yaml,
-                         read_yaml, section_of, set_dotted)
+from .claimspec import Claim, claim_problems
+from .configfile import (
+    ConfigError,
+    TaggedUnion,
+    apply_overrides,
+    format_validation_errors,
+    parse_yaml,
+    read_yaml,
+    section_of,
+    set_dotted,
+)
 from .schema import StrictModel
 from .tasks import DEFAULT_TASK, TASKS, TaskData
 
@@ -89,45 +106,6 @@ class TrainConfig(StrictModel):
     train_on_batch (one call per batch). All three give the same numbers."""
 
 
-class Expectation(StrictModel):
-    """A machine-checkable expectation about the final-epoch results."""
-
-    metric: Literal["test_accuracy", "test_loss", "train_accuracy", "train_loss",
-                    "epoch_seconds", "peak_memory_mb"]
-    """What is compared, per run (one value per seed)."""
-    select: dict[str, Any] = Field(default_factory=dict)
-    """The runs compared: `variant` and/or swept keys with their values."""
-    test: Literal["at_least", "at_most", "between", "greater", "less", "similar", "gap_shrinks"]
-    """at_least/at_most/between: the selected runs' mean against value/low/high.
-    greater/less: selected vs `versus`, Welch's t-test at p < 0.05 in that direction.
-    similar: the 95% interval of the difference from `versus` lies within ±margin.
-    gap_shrinks: the per-seed gap (selected minus versus) is smaller at the largest
-    value of the swept key `over` than at its smallest (Welch, p < 0.05)."""
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    versus: dict[str, Any] | None = None
-    """The runs the selected ones are compared with (two-group tests)."""
-    margin: float | None = Field(None, gt=0)
-    over: str | None = None
-
-
-class Claim(StrictModel):
-    """One thing a source article says, with the expectation that tests it."""
-
-    id: str
-    kind: Literal["claim", "result"]
-    """claim: an assertion (supported / not supported); result: the article's own
-    measurement (reproduced / not reproduced)."""
-    source: str
-    """The article's title."""
-    statement: str
-    """The claim, in our words."""
-    article: str = ""
-    """The article's own figure, shown beside ours."""
-    expect: Expectation
-
-
 class Experiment(StrictModel):
     """One experiment: a task, a model, a training procedure, variants and seeds."""
 
@@ -162,19 +140,23 @@ class Experiment(StrictModel):
         units = model.units if isinstance(model.units, list) else [model.units] * (model.layers or 1)
         self.name = self.name or (info.context or {}).get("default_name", "experiment")
         self.data = self.data.resolved()
-        self.model = model.model_copy(update={
-            "units": units,
-            "layers": model.layers or len(units),
-            "output_activation": model.output_activation or ("sigmoid" if self.classification else "linear"),
-        })
+        self.model = model.model_copy(
+            update={
+                "units": units,
+                "layers": model.layers or len(units),
+                "output_activation": model.output_activation or ("sigmoid" if self.classification else "linear"),
+            }
+        )
         return self
 
     def model_copy(self, *, update=None, deep: bool = False) -> Experiment:
         """A copy; changed settings must go through `override`, which validates
         them and re-derives the sweep points."""
         if update:
-            raise TypeError("Experiment settings change through experiment.override('train.reset=never', ...), "
-                            "which validates them; model_copy(update=...) would skip the checks")
+            raise TypeError(
+                "Experiment settings change through experiment.override('train.reset=never', ...), "
+                "which validates them; model_copy(update=...) would skip the checks"
+            )
         return super().model_copy(deep=deep)
 
     def override(self, *settings: str) -> Experiment:
@@ -226,8 +208,7 @@ class Experiment(StrictModel):
         runs that agree on these (and on their variant and array shapes) can share
         one compiled training function."""
         settings = self.run_settings()
-        settings["data"] = {key: value for key, value in settings["data"].items()
-                            if key not in self.data.value_keys}
+        settings["data"] = {key: value for key, value in settings["data"].items() if key not in self.data.value_keys}
         return settings
 
     def typed(self, key: str, value: Any) -> Any:
@@ -255,8 +236,11 @@ class Experiment(StrictModel):
     def to_yaml(self) -> str:
         raw = self.model_dump(mode="json", exclude_none=True)
         data = raw["data"]  # the task, its own keys, then the keys every task has
-        raw["data"] = {"task": data["task"], **{key: value for key, value in data.items()
-                                                if key not in TaskData.model_fields}, **data}
+        raw["data"] = {
+            "task": data["task"],
+            **{key: value for key, value in data.items() if key not in TaskData.model_fields},
+            **data,
+        }
         return yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -275,7 +259,7 @@ def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> E
     """Validate a raw mapping into a resolved Experiment, with every sweep point
     validated and resolved too, or raise ConfigError listing every problem."""
     experiment = _parse_one(raw, default_name)
-    problems = _claim_problems(experiment) + _sweep_key_problems(experiment.sweep)
+    problems = claim_problems(experiment.claims, list(experiment.sweep)) + _sweep_key_problems(experiment.sweep)
     if problems:
         raise ConfigError(problems)
     for claim in experiment.claims:  # select as the runs' columns will hold the values
@@ -365,8 +349,7 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
         )
     if train.shuffle and train.trainer == "loop":
         problems.append(
-            "train.shuffle: true needs train.trainer fit or train_on_batch; the compiled loop "
-            "feeds batches in order"
+            "train.shuffle: true needs train.trainer fit or train_on_batch; the compiled loop feeds batches in order"
         )
     if len(set(experiment.variants)) != len(experiment.variants):
         problems.append(f"variants: {experiment.variants} lists a variant twice")
@@ -391,31 +374,3 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             "per-step targets (lag_copy) or data.sequence_length"
         )
     return problems + data.problems(train.batch_size)
-
-
-def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
-    """What an expectation lacks for its test, or selects that does not exist."""
-    needs = {
-        "at_least": ["value"], "at_most": ["value"], "between": ["low", "high"],
-        "greater": ["versus"], "less": ["versus"], "similar": ["versus", "margin"],
-        "gap_shrinks": ["versus", "over"],
-    }[expect.test]
-    problems = [f"test {expect.test} needs expect.{name}" for name in needs if getattr(expect, name) is None]
-    for select in (expect.select, expect.versus or {}):
-        problems += [f"selects by {key!r}, which is neither variant nor a swept key"
-                     for key in select if key not in ("variant", *keys)]
-    if expect.over is not None and expect.over not in keys:
-        problems.append(f"expect.over {expect.over!r} is not a swept key")
-    return problems
-
-
-def _claim_problems(experiment: Experiment) -> list[str]:
-    keys = list(experiment.sweep)
-    problems = []
-    for index, claim in enumerate(experiment.claims):
-        problems += [f"claims[{index}] ({claim.id}): {problem}"
-                     for problem in _expectation_problems(claim.expect, keys)]
-    ids = [claim.id for claim in experiment.claims]
-    if len(set(ids)) != len(ids):
-        problems.append(f"claims: ids {ids} are not unique")
-    return problems

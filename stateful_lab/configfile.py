@@ -53,10 +53,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: the config file is empty; start from a file in configs/"])
     if not isinstance(raw, dict):
         raise ConfigError(
-            [
-                f"{path}: the top level must be a mapping of keys (name:, data:, ...), "
-                f"not a {type(raw).__name__}"
-            ]
+            [f"{path}: the top level must be a mapping of keys (name:, data:, ...), not a {type(raw).__name__}"]
         )
     return raw
 
@@ -118,8 +115,10 @@ def format_validation_errors(error: ValidationError, root: type[BaseModel]) -> l
             lines.append(_unknown_key_message(key, parent, root))
         elif first["type"] == "union_tag_invalid":
             context = first["ctx"]
-            lines.append(f"{key}.{context['discriminator'].strip(chr(39))}: got {context['tag']!r}; "
-                         f"must be one of {context['expected_tags']}")
+            lines.append(
+                f"{key}.{context['discriminator'].strip(chr(39))}: got {context['tag']!r}; "
+                f"must be one of {context['expected_tags']}"
+            )
         else:
             allowed = " or ".join(dict.fromkeys(_allowed(item) for item, _ in items))
             lines.append(f"{key}: got {first.get('input')!r}; {allowed}")
@@ -139,8 +138,9 @@ def _locate(item: dict, root: type[BaseModel]) -> tuple[str, Section]:
             section = None
         elif isinstance(section, TaggedUnion):  # the part is the tag
             section = section.get(part)
-        elif section and (part in section.model_fields or
-                          (item["type"] == "extra_forbidden" and position == len(item["loc"]) - 1)):
+        elif section and (
+            part in section.model_fields or (item["type"] == "extra_forbidden" and position == len(item["loc"]) - 1)
+        ):
             parts.append(part)
             parent, section = section, section_of(section, part)
     return ".".join(parts), parent
@@ -154,11 +154,15 @@ def section_of(model: type[BaseModel], key: str) -> Section:
     annotation = field.annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    members = [member for member in getattr(annotation, "__args__", ())
-               if isinstance(member, type) and issubclass(member, BaseModel)]
+    members = [
+        member
+        for member in getattr(annotation, "__args__", ())
+        if isinstance(member, type) and issubclass(member, BaseModel)
+    ]
     if members and field.discriminator:
-        return TaggedUnion(field.discriminator,
-                           {member.model_fields[field.discriminator].default: member for member in members})
+        return TaggedUnion(
+            field.discriminator, {member.model_fields[field.discriminator].default: member for member in members}
+        )
     return None
 
 
@@ -166,7 +170,7 @@ def _allowed(item: dict) -> str:
     message = item["msg"]
     for prefix in ("Input should be", "Input should"):
         if message.startswith(prefix):
-            return "must be" + message[len(prefix):]
+            return "must be" + message[len(prefix) :]
     return message[0].lower() + message[1:]
 
 

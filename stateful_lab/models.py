@@ -38,14 +38,18 @@ def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int
     for index, units in enumerate(spec.units):
         last = index == len(spec.units) - 1
         hidden = keras.layers.LSTM(
-            units, stateful=stateful, return_sequences=experiment.per_step_targets or not last,
+            units,
+            stateful=stateful,
+            return_sequences=experiment.per_step_targets or not last,
             kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, index, 0)),
             recurrent_initializer=keras.initializers.Orthogonal(seed=_initializer_seed(seed, index, 1)),
             name=f"lstm_{index}",
         )(hidden)
     # On sequences (per-step targets) the Dense head applies at every step.
     outputs = keras.layers.Dense(
-        1, activation=spec.output_activation, name="output",
+        1,
+        activation=spec.output_activation,
+        name="output",
         kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(spec.units), 0)),
     )(hidden)
     model = keras.Model(inputs, outputs, name=variant)

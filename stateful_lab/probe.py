@@ -7,8 +7,8 @@ are the test suite's checks (tests/test_probe.py), so CI guards every one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -152,11 +152,13 @@ def check_reset() -> Check:
 
 def check_evaluation_leaves_training_alone() -> Check:
     """Keras 3 evaluate moves the state; the lab's protocol keeps training exact."""
-    experiment = parse_experiment({
-        "data": {"task": "first_timestep", "train_samples": 48, "test_samples": 24},
-        "train": {"epochs": 3, "batch_size": BATCH},
-        "variants": ["stateful"],
-    })
+    experiment = parse_experiment(
+        {
+            "data": {"task": "first_timestep", "train_samples": 48, "test_samples": 24},
+            "train": {"epochs": 3, "batch_size": BATCH},
+            "variants": ["stateful"],
+        }
+    )
     dataset = make_dataset(experiment.data, BATCH, seed=0)
     seed_everything(0)
     model = build_model(experiment, "stateful", BATCH, seed=0)
@@ -219,11 +221,17 @@ def check_no_partial_batch() -> Check:
     x = rng.normal(size=(samples, TIMESTEPS, FEATURES)).astype(np.float32)
     stateful, _ = _pair()
     raw_outputs = len(stateful.predict(x, batch_size=BATCH, verbose=0))
-    experiment = parse_experiment({
-        "data": {"task": "first_timestep", "train_samples": samples, "test_samples": samples,
-                 "timesteps": TIMESTEPS},
-        "train": {"batch_size": BATCH},
-    })
+    experiment = parse_experiment(
+        {
+            "data": {
+                "task": "first_timestep",
+                "train_samples": samples,
+                "test_samples": samples,
+                "timesteps": TIMESTEPS,
+            },
+            "train": {"batch_size": BATCH},
+        }
+    )
     dataset = make_dataset(experiment.data, BATCH, seed=0)
     seed_everything(0)
     model = build_model(experiment, "stateful", BATCH, seed=0)

@@ -13,8 +13,19 @@ from pathlib import Path
 
 from . import __version__
 
-PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "scipy", "pydantic", "click", "pyyaml",
-            "joblib", "distributed", "matplotlib")
+PACKAGES = (
+    "tensorflow",
+    "keras",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pydantic",
+    "click",
+    "pyyaml",
+    "joblib",
+    "distributed",
+    "matplotlib",
+)
 
 
 def versions() -> dict[str, str | None]:
@@ -57,7 +68,9 @@ def git_commit() -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "stateful_lab", "configs", "pyproject.toml"],
-            cwd=here.parent, capture_output=True, text=True,
+            cwd=here.parent,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -70,7 +83,7 @@ def peak_memory_mb() -> float:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def environment() -> dict[str, str | None]:

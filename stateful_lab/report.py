@@ -17,11 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .atomic import write_atomic  # noqa: E402
 from .claims import Verdict, evaluate_claim  # noqa: E402
 from .config import ConfigError, Experiment, parse_experiment, read_yaml  # noqa: E402
-from .atomic import write_atomic  # noqa: E402
 from .results import METRIC_RANGES, confidence_interval, summary_markdown  # noqa: E402
-
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
@@ -66,8 +65,10 @@ def _load_folder(folder: Path, files: list[Path]) -> ConfigResults:
             for key in experiment.sweep:
                 table[key] = table[key].map(lambda value, key=key: experiment.typed(key, value))
         except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
-            raise ReportError(f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
-                              f"re-run the config into {folder}") from None
+            raise ReportError(
+                f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
+                f"re-run the config into {folder}"
+            ) from None
         tables.append(table)
     return ConfigResults(folder, experiment, *tables)
 
@@ -78,30 +79,61 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     if not configs:
         raise FileNotFoundError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
     plots = results_dir / "plots"
-    verdicts = {config.experiment.name: [evaluate_claim(claim, config.runs) for claim in config.experiment.claims]
-                for config in configs}
+    verdicts = {
+        config.experiment.name: [evaluate_claim(claim, config.runs) for claim in config.experiment.claims]
+        for config in configs
+    }
     checks = _probe_checks() if probe else []
 
-    lines = ["# stateful-lab report", "",
-             "Each claim of the source articles, the experiment that tests it, and the verdict. "
-             "Numbers are final-epoch test figures over seeds (mean [95% interval]); the rule "
-             "column says how each verdict was decided. Regenerate with `make reproduce`.", "",
-             "## Verdicts", "",
-             "| claim | source | verdict | our numbers | article | rule | config |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# stateful-lab report",
+        "",
+        "Each claim of the source articles, the experiment that tests it, and the verdict. "
+        "Numbers are final-epoch test figures over seeds (mean [95% interval]); the rule "
+        "column says how each verdict was decided. Regenerate with `make reproduce`.",
+        "",
+        "## Verdicts",
+        "",
+        "| claim | source | verdict | our numbers | article | rule | config |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for config in configs:
         for verdict in verdicts[config.experiment.name]:
             claim = verdict.claim
-            lines.append(_row(claim.statement, claim.source, f"**{verdict.word}**", verdict.numbers,
-                              claim.article or "-", verdict.rule,
-                              f"[{config.experiment.name}](#{config.experiment.name})"))
+            lines.append(
+                _row(
+                    claim.statement,
+                    claim.source,
+                    f"**{verdict.word}**",
+                    verdict.numbers,
+                    claim.article or "-",
+                    verdict.rule,
+                    f"[{config.experiment.name}](#{config.experiment.name})",
+                )
+            )
     for check in checks:
-        lines.append(_row(check.claim, f"measured by `stateful-lab probe` ({check.name})",
-                          f"**{'supported' if check.passed else 'not supported'}**", check.measured, "-",
-                          "the probe's check", "[probe](#what-the-state-does)"))
+        lines.append(
+            _row(
+                check.claim,
+                f"measured by `stateful-lab probe` ({check.name})",
+                f"**{'supported' if check.passed else 'not supported'}**",
+                check.measured,
+                "-",
+                "the probe's check",
+                "[probe](#what-the-state-does)",
+            )
+        )
     if checks:
-        lines += ["", "## What the state does", "", "`stateful-lab probe`, measured on tiny seeded models:", "",
-                  "```", *[f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for c in checks], "```"]
+        lines += [
+            "",
+            "## What the state does",
+            "",
+            "`stateful-lab probe`, measured on tiny seeded models:",
+            "",
+            "```",
+            *[f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for c in checks],
+            "```",
+        ]
     for config in configs:
         lines += ["", *_section(config, verdicts[config.experiment.name], plots)]
     report = results_dir / "REPORT.md"
@@ -118,18 +150,26 @@ def _probe_checks():
 def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> list[str]:
     experiment = config.experiment
     keys = list(experiment.sweep)
-    lines = [f"## {experiment.name}", "", experiment.description.strip() or "(no description)", "",
-             f"Task `{experiment.data.task}`, {len(experiment.seed_list)} seeds, {experiment.train.epochs} epochs, "
-             f"batch {experiment.train.batch_size}, units {experiment.model.units}, reset `{experiment.train.reset}`, "
-             f"trainer `{experiment.train.trainer}`"
-             + (f"; sweep over {', '.join(f'`{key}` {values}' for key, values in experiment.sweep.items())}" if keys else "")
-             + f". Files: [{config.folder.name}/]({config.folder.name}/).", ""]
+    lines = [
+        f"## {experiment.name}",
+        "",
+        experiment.description.strip() or "(no description)",
+        "",
+        f"Task `{experiment.data.task}`, {len(experiment.seed_list)} seeds, {experiment.train.epochs} epochs, "
+        f"batch {experiment.train.batch_size}, units {experiment.model.units}, reset `{experiment.train.reset}`, "
+        f"trainer `{experiment.train.trainer}`"
+        + (f"; sweep over {', '.join(f'`{key}` {values}' for key, values in experiment.sweep.items())}" if keys else "")
+        + f". Files: [{config.folder.name}/]({config.folder.name}/).",
+        "",
+    ]
     table = summary_markdown(config.summary, experiment.name, keys).split("\n", 2)[2]  # drop the title
     lines.append(table.strip())
     if verdicts:
         lines += ["", "| claim | kind | article | ours | verdict |", "|---|---|---|---|---|"]
-        lines += [_row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
-                  for v in verdicts]
+        lines += [
+            _row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
+            for v in verdicts
+        ]
     for name, draw in (("curves", plot_curves), ("sweep", plot_sweep)):
         path = plots / f"{experiment.name}-{name}.png"
         if draw(config, path):
@@ -153,17 +193,27 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
     # Colour says the variant, line style and marker the sweep point, so that
     # curves which coincide (fit and loop do) still show as two.
     colours = {variant: f"C{index}" for index, variant in enumerate(experiment.variants)}
-    point_index = {tuple(experiment.typed(key, value) for key, value in point.items()): index
-                   for index, (point, _) in enumerate(experiment.points)}
+    point_index = {
+        tuple(experiment.typed(key, value) for key, value in point.items()): index
+        for index, (point, _) in enumerate(experiment.points)
+    }
     for group_keys, group in epochs.groupby([*keys, "variant"], sort=False):
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         label = _group_label([*keys, "variant"], group_keys)
         point = point_index[tuple(group_keys[:-1])]
         per_epoch = group.groupby("epoch")[metric]
         means = per_epoch.mean()
-        bands = np.array([confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch])
-        line, = axes.plot(means.index, means.to_numpy(), color=colours[group_keys[-1]], label=label,
-                          linestyle=["-", "--", ":", "-."][point % 4], marker="osD^v<>p"[point % 8])
+        bands = np.array(
+            [confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch]
+        )
+        (line,) = axes.plot(
+            means.index,
+            means.to_numpy(),
+            color=colours[group_keys[-1]],
+            label=label,
+            linestyle=["-", "--", ":", "-."][point % 4],
+            marker="osD^v<>p"[point % 8],
+        )
         if not np.isnan(bands).all():
             axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
     axes.set_title(f"{experiment.name}: {_metric_label(metric)} per epoch (mean, 95% CI band)")
@@ -202,8 +252,15 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
                 mean.append(numbers.mean())
                 errors.append((numbers.mean() - low, high - numbers.mean()))
             order = np.argsort(x)
-            axes.errorbar(np.array(x)[order], np.array(mean)[order], yerr=np.nan_to_num(np.array(errors)[order].T),
-                          marker="o", capsize=3, label=label, linestyle="-" if numeric else "none")
+            axes.errorbar(
+                np.array(x)[order],
+                np.array(mean)[order],
+                yerr=np.nan_to_num(np.array(errors)[order].T),
+                marker="o",
+                capsize=3,
+                label=label,
+                linestyle="-" if numeric else "none",
+            )
         if not numeric:
             axes.set_xticks(range(len(values)), [str(value) for value in values])
         elif len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 16:
@@ -217,7 +274,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
 
 
 def _group_label(keys: list[str], values: tuple) -> str:
-    """"train.batch_size=4, stateful": swept keys with their values, the variant bare."""
+    """ "train.batch_size=4, stateful": swept keys with their values, the variant bare."""
     return ", ".join(str(value) if key == "variant" else f"{key}={value}" for key, value in zip(keys, values))
 
 
@@ -234,4 +291,3 @@ def _save(figure, path: Path) -> bool:
     plt.close(figure)
     temporary.replace(path)
     return True
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -17,16 +17,28 @@ from .atomic import write_atomic
 from .records import RunResult
 
 EPOCH_COLUMNS = [
-    "config", "variant", "seed", "epoch", "train_loss", "train_accuracy",
-    "test_loss", "test_accuracy", "seconds", "status",
+    "config",
+    "variant",
+    "seed",
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+    "status",
 ]
 METRICS = ("test_accuracy", "test_loss")
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # The range each metric can take; an interval is clipped to it (a t-interval on
 # accuracies near 1.00 would otherwise promise accuracies above 1).
 METRIC_RANGES = {
-    "test_accuracy": (0.0, 1.0), "train_accuracy": (0.0, 1.0), "test_loss": (0.0, math.inf),
-    "train_loss": (0.0, math.inf), "epoch_seconds": (0.0, math.inf), "peak_memory_mb": (0.0, math.inf),
+    "test_accuracy": (0.0, 1.0),
+    "train_accuracy": (0.0, 1.0),
+    "test_loss": (0.0, math.inf),
+    "train_loss": (0.0, math.inf),
+    "epoch_seconds": (0.0, math.inf),
+    "peak_memory_mb": (0.0, math.inf),
 }
 
 
@@ -75,9 +87,14 @@ def summarize(runs: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
 def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = ()) -> str:
     """A Markdown table: mean ± std and [95% CI] of each metric per sweep point and variant."""
     header = [*group_keys, "variant", "n"] + [f"{metric} mean ± std [95% CI]" for metric in METRICS]
-    lines = [f"# {title}", "", "Final epoch, over seeds (runs that diverged or failed are "
-             "counted, not averaged).", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {title}",
+        "",
+        "Final epoch, over seeds (runs that diverged or failed are counted, not averaged).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for row in summary.to_dict("records"):
         cells = [str(row[key]) for key in group_keys] + [row["variant"], _count(row)]
         for metric in METRICS:
@@ -102,8 +119,15 @@ def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
-def write_results(out_dir: Path, epochs: pd.DataFrame, runs: pd.DataFrame, config_yaml: str,
-                  meta: dict, title: str, group_keys: list[str]) -> pd.DataFrame:
+def write_results(
+    out_dir: Path,
+    epochs: pd.DataFrame,
+    runs: pd.DataFrame,
+    config_yaml: str,
+    meta: dict,
+    title: str,
+    group_keys: list[str],
+) -> pd.DataFrame:
     """Write epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and meta.json."""
     summary = summarize(runs, group_keys)
     columns = ["config", *group_keys, *EPOCH_COLUMNS[1:]]
@@ -129,16 +153,19 @@ def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.
             epoch_rows.append(base | {"status": "failed"})
         final = epochs[-1] if epochs else {}
         later = [epoch["seconds"] for epoch in epochs[1:]] or [final.get("seconds", math.nan)]
-        run_rows.append(base | {
-            "status": result.status,
-            "epochs": len(epochs),
-            **{name: final.get(name, math.nan) for name in FINAL_METRICS},
-            # epoch 0 includes tracing and compilation: the cost per epoch is the later ones
-            "epoch_seconds": float(pd.Series(later).median()),
-            "peak_memory_mb": result.peak_memory_mb,
-            "error": result.error,
-            "key": result.key,
-        })
+        run_rows.append(
+            base
+            | {
+                "status": result.status,
+                "epochs": len(epochs),
+                **{name: final.get(name, math.nan) for name in FINAL_METRICS},
+                # epoch 0 includes tracing and compilation: the cost per epoch is the later ones
+                "epoch_seconds": float(pd.Series(later).median()),
+                "peak_memory_mb": result.peak_memory_mb,
+                "error": result.error,
+                "key": result.key,
+            }
+        )
     return pd.DataFrame(epoch_rows), pd.DataFrame(run_rows)
 
 
@@ -156,7 +183,8 @@ def epoch_tables(results: list[RunResult]) -> list[str]:
             cells = [
                 f"{variant}: Train: ({_cell(e['train_loss'])}, {_cell(e['train_accuracy'])}) "
                 f"Test: ({_cell(e['test_loss'])}, {_cell(e['test_accuracy'])})"
-                for variant, epochs in per_variant.items() if epoch < len(epochs)
+                for variant, epochs in per_variant.items()
+                if epoch < len(epochs)
                 for e in [epochs[epoch]]
             ]
             lines.append(f"  Epoch: {epoch} (Loss, Acc) " + " | ".join(cells))

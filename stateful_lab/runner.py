@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -74,11 +74,17 @@ def run_experiment(
         for line in epoch_tables(results):
             echo(line)
     meta = run_metadata(experiment, started_at, time.perf_counter() - started) | {
-        "jobs": jobs, "scheduler": scheduler, "runs": len(units), "ran": len(todo),
-        "skipped": len(units) - len(todo), "diverged": diverged, "failed": failed,
+        "jobs": jobs,
+        "scheduler": scheduler,
+        "runs": len(units),
+        "ran": len(todo),
+        "skipped": len(units) - len(todo),
+        "diverged": diverged,
+        "failed": failed,
     }
-    summary = write_results(out_dir, epochs, runs, experiment.to_yaml(), meta,
-                            title=experiment.name, group_keys=list(experiment.sweep))
+    summary = write_results(
+        out_dir, epochs, runs, experiment.to_yaml(), meta, title=experiment.name, group_keys=list(experiment.sweep)
+    )
     return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
 
 
@@ -103,8 +109,9 @@ def _execute_on_dask(units: list[Unit], address: str) -> Iterator[RunResult]:
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as error:
-        raise SchedulerError(f"cannot reach the Dask scheduler at {address} ({error}); "
-                             "check the address, or run without --scheduler") from None
+        raise SchedulerError(
+            f"cannot reach the Dask scheduler at {address} ({error}); check the address, or run without --scheduler"
+        ) from None
     with client:
         threaded = [worker for worker, info in client.scheduler_info()["workers"].items() if info["nthreads"] != 1]
         if threaded:
@@ -134,8 +141,10 @@ class _Progress:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / self.done * (self.total - self.done)
-        self.echo(f"[{self.done}/{self.total}] {result.label}: {result.status}, "
-                  f"{result.seconds:.1f} s; about {left:.0f} s left")
+        self.echo(
+            f"[{self.done}/{self.total}] {result.label}: {result.status}, "
+            f"{result.seconds:.1f} s; about {left:.0f} s left"
+        )
 
 
 def run_metadata(experiment: Experiment, started_at: str, wall_seconds: float) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -37,8 +37,13 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, vari
             reset_states(model)
         started = time.perf_counter()
         history = model.fit(
-            dataset.x_train, dataset.y_train, batch_size=train.batch_size,
-            epochs=1, shuffle=train.shuffle, verbose=0, callbacks=callbacks,
+            dataset.x_train,
+            dataset.y_train,
+            batch_size=train.batch_size,
+            epochs=1,
+            shuffle=train.shuffle,
+            verbose=0,
+            callbacks=callbacks,
         ).history
         seconds = time.perf_counter() - started
         test = evaluate(model, dataset, experiment)
@@ -60,8 +65,12 @@ def evaluate(model: keras.Model, dataset: Dataset, experiment: Experiment) -> di
     saved = get_states(model)
     reset_states(model)
     result = model.evaluate(
-        dataset.x_test, dataset.y_test, batch_size=experiment.train.batch_size, verbose=0,
-        return_dict=True, callbacks=_reset_callbacks(model, experiment.batches_between_resets),
+        dataset.x_test,
+        dataset.y_test,
+        batch_size=experiment.train.batch_size,
+        verbose=0,
+        return_dict=True,
+        callbacks=_reset_callbacks(model, experiment.batches_between_resets),
     )
     set_states(model, saved)
     return {name: float(value) for name, value in result.items()}
@@ -86,8 +95,7 @@ def _reset_callbacks(model: keras.Model, every: int | None) -> list[keras.callba
     return [_ResetEvery(model, every)] if every else []
 
 
-def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
-                   variant: str) -> Iterator[EpochResult]:
+def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
     """One train_on_batch call per batch, in order. Keras 3's train_on_batch
     returns the batch's own figures, so the epoch's running mean is kept here
     (batches are equal in size, so it equals fit's sample-weighted mean)."""
@@ -117,7 +125,7 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
 
 def _epoch_order(samples: int, batch: int, shuffle: bool, seed: tuple[int, int]) -> list[np.ndarray]:
     rows = np.random.default_rng(seed).permutation(samples) if shuffle else np.arange(samples)
-    return [rows[start:start + batch] for start in range(0, samples, batch)]
+    return [rows[start : start + batch] for start in range(0, samples, batch)]
 
 
 def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
@@ -139,8 +147,14 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, var
         train_loss, train_accuracy = (float(value) for value in compiled.train_epoch(x_train, y_train))
         seconds = time.perf_counter() - started
         test_loss, test_accuracy = (float(value) for value in compiled.evaluate(x_test, y_test))
-        yield EpochResult(epoch, train_loss, train_accuracy if compiled.classification else math.nan,
-                          test_loss, test_accuracy if compiled.classification else math.nan, seconds)
+        yield EpochResult(
+            epoch,
+            train_loss,
+            train_accuracy if compiled.classification else math.nan,
+            test_loss,
+            test_accuracy if compiled.classification else math.nan,
+            seconds,
+        )
     model.set_weights(compiled.model.get_weights())
 
 
@@ -189,8 +203,10 @@ class CompiledLoop:
         """(batches, B, T, F) inputs and (batches, B, ..., 1) targets, in feeding order."""
         batches = len(x) // self.batch_size
         y = y if y.ndim > 1 else y[:, None]
-        return (tf.constant(x.reshape(batches, self.batch_size, *x.shape[1:])),
-                tf.constant(y.reshape(batches, self.batch_size, *y.shape[1:])))
+        return (
+            tf.constant(x.reshape(batches, self.batch_size, *x.shape[1:])),
+            tf.constant(y.reshape(batches, self.batch_size, *y.shape[1:])),
+        )
 
     def _states(self) -> list[tf.Variable]:
         return [variable for layer in stateful_layers(self.model) for variable in layer.states]

@@ -48,8 +48,10 @@ class Unit:
 
     @property
     def key(self) -> str:
-        text = json.dumps({"format": FORMAT, "settings": self.experiment.run_settings(),
-                           "variant": self.variant, "seed": self.seed}, sort_keys=True)
+        text = json.dumps(
+            {"format": FORMAT, "settings": self.experiment.run_settings(), "variant": self.variant, "seed": self.seed},
+            sort_keys=True,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def result(self, **fields: Any) -> RunResult:
@@ -77,7 +79,8 @@ def _run_isolated(unit: Unit, threads: int | None) -> RunResult:
     """The unit in a child process (`python -m stateful_lab.unit`), whose peak
     memory is then the unit's own."""
     child = subprocess.run(
-        [sys.executable, "-m", "stateful_lab.unit"], input=pickle.dumps((unit, threads)),
+        [sys.executable, "-m", "stateful_lab.unit"],
+        input=pickle.dumps((unit, threads)),
         capture_output=True,
     )
     if child.returncode == 0:

@@ -23,8 +23,11 @@ def smoke_overrides(path: Path) -> list[str]:
     for point in points:
         for key, value in point.data.tiny(largest_batch).items():
             tiny[key] = max(value, tiny.get(key, value))
-    overrides = [f"name=smoke_{experiment.name}", f"train.epochs={SMOKE_EPOCHS}",
-                 f"seeds={1 if experiment.train.isolate else 2}"]
+    overrides = [
+        f"name=smoke_{experiment.name}",
+        f"train.epochs={SMOKE_EPOCHS}",
+        f"seeds={1 if experiment.train.isolate else 2}",
+    ]
     overrides += [f"data.{key}={value}" for key, value in tiny.items()]
     if experiment.sweep:
         overrides.append("sweep=" + json.dumps(_shrunk_sweep(experiment)))
@@ -37,9 +40,14 @@ def _shrunk_sweep(experiment) -> dict[str, list]:
         for select in (claim.expect.select, claim.expect.versus or {}):
             for key, value in select.items():
                 selected.setdefault(key, []).append(value)
-    return {key: [value for index, value in enumerate(values)
-                  if index in (0, len(values) - 1) or value in selected.get(key, [])]
-            for key, values in experiment.sweep.items()}
+    return {
+        key: [
+            value
+            for index, value in enumerate(values)
+            if index in (0, len(values) - 1) or value in selected.get(key, [])
+        ]
+        for key, values in experiment.sweep.items()
+    }
 
 
 def smoke(name: str, *more: str) -> list[str]:
@@ -57,8 +65,10 @@ def smoke_experiment(name: str, *more: str):
 @pytest.fixture
 def write_config(tmp_path):
     """Write a YAML config text to a file and return its path."""
+
     def write(text: str, name: str = "config.yaml") -> Path:
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return write

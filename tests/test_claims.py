@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from stateful_lab.claims import evaluate_claim, welch
-from stateful_lab.config import Claim
+from stateful_lab.claimspec import Claim
 
 
 def claim(**expect):
@@ -14,27 +14,34 @@ def claim(**expect):
 
 def runs_table(groups: dict[tuple, list[float]], metric="test_accuracy", key="data.lag"):
     """runs.csv-like rows: {(variant, swept value): [value per seed]}."""
-    rows = [{"variant": variant, key: point, "seed": seed, "status": "ok", metric: value}
-            for (variant, point), values in groups.items() for seed, value in enumerate(values)]
+    rows = [
+        {"variant": variant, key: point, "seed": seed, "status": "ok", metric: value}
+        for (variant, point), values in groups.items()
+        for seed, value in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 
 def test_greater_is_supported_by_a_significant_difference_in_that_direction():
     runs = runs_table({("stateful", 2): [0.99, 1.0, 0.98, 1.0], ("stateless", 2): [0.79, 0.8, 0.78, 0.81]})
-    verdict = evaluate_claim(claim(metric="test_accuracy", test="greater", select={"variant": "stateful"},
-                                   versus={"variant": "stateless"}), runs)
+    verdict = evaluate_claim(
+        claim(metric="test_accuracy", test="greater", select={"variant": "stateful"}, versus={"variant": "stateless"}),
+        runs,
+    )
     assert verdict.passed is True and verdict.word == "supported"
     assert "Welch p=" in verdict.numbers and "Welch's t-test p < 0.05" in verdict.rule
-    reversed_claim = claim(metric="test_accuracy", test="greater", select={"variant": "stateless"},
-                           versus={"variant": "stateful"})
+    reversed_claim = claim(
+        metric="test_accuracy", test="greater", select={"variant": "stateless"}, versus={"variant": "stateful"}
+    )
     assert evaluate_claim(reversed_claim, runs).word == "not supported"
 
 
 def test_a_higher_mean_without_significance_is_not_supported():
     """Borderline: the means differ, but the seeds overlap too much for p < 0.05."""
     runs = runs_table({("stateful", 2): [0.50, 0.70, 0.55, 0.66], ("stateless", 2): [0.52, 0.61, 0.50, 0.58]})
-    expectation = claim(metric="test_accuracy", test="greater", select={"variant": "stateful"},
-                        versus={"variant": "stateless"})
+    expectation = claim(
+        metric="test_accuracy", test="greater", select={"variant": "stateful"}, versus={"variant": "stateless"}
+    )
     first, second = (runs[runs["variant"] == v]["test_accuracy"].to_numpy() for v in ("stateful", "stateless"))
     assert first.mean() > second.mean()
     assert welch(first, second)[3] >= 0.05
@@ -43,9 +50,13 @@ def test_a_higher_mean_without_significance_is_not_supported():
 
 def test_threshold_tests_and_result_wording():
     runs = runs_table({("stateless", 0): [1.0, 1.0, 0.9, 0.86]})  # mean 0.94
-    result = Claim(id="r", kind="result", source="a", statement="s",
-                   expect={"metric": "test_accuracy", "test": "at_least", "value": 0.95,
-                           "select": {"variant": "stateless"}})
+    result = Claim(
+        id="r",
+        kind="result",
+        source="a",
+        statement="s",
+        expect={"metric": "test_accuracy", "test": "at_least", "value": 0.95, "select": {"variant": "stateless"}},
+    )
     assert evaluate_claim(result, runs).word == "not reproduced"
     runs = runs_table({("stateless", 0): [1.0, 1.0, 0.9, 0.9]})  # mean 0.95: on the threshold
     assert evaluate_claim(result, runs).word == "reproduced"
@@ -56,23 +67,43 @@ def test_threshold_tests_and_result_wording():
 def test_similar_needs_the_whole_interval_inside_the_margin():
     close = runs_table({("stateful", 0): [0.50, 0.51, 0.49, 0.50], ("stateless", 0): [0.50, 0.50, 0.51, 0.49]})
     wide = runs_table({("stateful", 0): [0.40, 0.60, 0.45, 0.57], ("stateless", 0): [0.50, 0.50, 0.51, 0.49]})
-    expectation = claim(metric="test_accuracy", test="similar", margin=0.05, select={"variant": "stateful"},
-                        versus={"variant": "stateless"})
+    expectation = claim(
+        metric="test_accuracy",
+        test="similar",
+        margin=0.05,
+        select={"variant": "stateful"},
+        versus={"variant": "stateless"},
+    )
     assert evaluate_claim(expectation, close).word == "supported"
     assert evaluate_claim(expectation, wide).word == "not supported"  # same mean, too uncertain
 
 
 def test_gap_shrinks_compares_per_seed_gaps_at_the_ends_of_the_sweep():
-    shrinking = runs_table({
-        ("stateful", 1): [1.0, 1.0, 0.99, 1.0], ("stateless", 1): [0.8, 0.79, 0.8, 0.81],
-        ("stateful", 64): [0.9, 0.91, 0.9, 0.89], ("stateless", 64): [0.9, 0.9, 0.89, 0.9]},
-        key="train.batch_size")
-    steady = runs_table({
-        ("stateful", 1): [1.0, 1.0, 0.99, 1.0], ("stateless", 1): [0.8, 0.79, 0.8, 0.81],
-        ("stateful", 64): [1.0, 0.99, 1.0, 1.0], ("stateless", 64): [0.8, 0.8, 0.79, 0.8]},
-        key="train.batch_size")
-    expectation = claim(metric="test_accuracy", test="gap_shrinks", over="train.batch_size",
-                        select={"variant": "stateless"}, versus={"variant": "stateful"})
+    shrinking = runs_table(
+        {
+            ("stateful", 1): [1.0, 1.0, 0.99, 1.0],
+            ("stateless", 1): [0.8, 0.79, 0.8, 0.81],
+            ("stateful", 64): [0.9, 0.91, 0.9, 0.89],
+            ("stateless", 64): [0.9, 0.9, 0.89, 0.9],
+        },
+        key="train.batch_size",
+    )
+    steady = runs_table(
+        {
+            ("stateful", 1): [1.0, 1.0, 0.99, 1.0],
+            ("stateless", 1): [0.8, 0.79, 0.8, 0.81],
+            ("stateful", 64): [1.0, 0.99, 1.0, 1.0],
+            ("stateless", 64): [0.8, 0.8, 0.79, 0.8],
+        },
+        key="train.batch_size",
+    )
+    expectation = claim(
+        metric="test_accuracy",
+        test="gap_shrinks",
+        over="train.batch_size",
+        select={"variant": "stateless"},
+        versus={"variant": "stateful"},
+    )
     assert evaluate_claim(expectation, shrinking).word == "supported"
     assert evaluate_claim(expectation, steady).word == "not supported"
 
@@ -80,8 +111,9 @@ def test_gap_shrinks_compares_per_seed_gaps_at_the_ends_of_the_sweep():
 def test_diverged_runs_do_not_count_and_no_runs_means_no_data():
     runs = runs_table({("stateful", 0): [0.9, 0.95, 0.92]})
     runs["status"] = "diverged"
-    verdict = evaluate_claim(claim(metric="test_accuracy", test="at_least", value=0.5,
-                                   select={"variant": "stateful"}), runs)
+    verdict = evaluate_claim(
+        claim(metric="test_accuracy", test="at_least", value=0.5, select={"variant": "stateful"}), runs
+    )
     assert verdict.passed is None and verdict.word == "no data"
 
 

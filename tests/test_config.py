@@ -56,11 +56,18 @@ def test_every_problem_is_reported_at_once(write_config):
 
 
 def test_shuffle_is_allowed_for_stateless_only_runs_with_a_shuffling_trainer(write_config):
-    result = invoke("validate", write_config(GOOD), "--set", "train.shuffle=true",
-                    "--set", "variants=[stateless]", "--set", "train.trainer=fit")
+    result = invoke(
+        "validate",
+        write_config(GOOD),
+        "--set",
+        "train.shuffle=true",
+        "--set",
+        "variants=[stateless]",
+        "--set",
+        "train.trainer=fit",
+    )
     assert result.exit_code == 0, result.output
-    result = invoke("validate", write_config(GOOD), "--set", "train.shuffle=true",
-                    "--set", "variants=[stateless]")
+    result = invoke("validate", write_config(GOOD), "--set", "train.shuffle=true", "--set", "variants=[stateless]")
     assert_config_error(result, "train.shuffle: true needs train.trainer fit or train_on_batch")
 
 
@@ -90,13 +97,11 @@ def test_top_level_must_be_a_mapping(write_config):
 
 
 def test_set_without_equals_sign(write_config):
-    assert_config_error(invoke("validate", write_config(GOOD), "--set", "train.epochs"),
-                        "expected KEY=VALUE")
+    assert_config_error(invoke("validate", write_config(GOOD), "--set", "train.epochs"), "expected KEY=VALUE")
 
 
 def test_set_into_a_value_is_an_error(write_config):
-    assert_config_error(invoke("validate", write_config(GOOD), "--set", "seeds.x=1"),
-                        "seeds is a value, not a section")
+    assert_config_error(invoke("validate", write_config(GOOD), "--set", "seeds.x=1"), "seeds is a value, not a section")
 
 
 def test_run_rejects_bad_config_before_writing_anything(write_config, tmp_path):
@@ -138,14 +143,18 @@ def test_exponent_notation_is_a_number_in_files_and_overrides(write_config):
 
 # --- sweeps and claims ------------------------------------------------------------
 
+
 def test_sweep_runs_the_cartesian_product_with_each_value_applied():
-    experiment = parse_experiment({
-        "data": {"task": "lag_copy", "stream_length": 100},
-        "sweep": {"data.lag": [0, 2, 4], "train.batch_size": [1, 8]},
-    })
+    experiment = parse_experiment(
+        {
+            "data": {"task": "lag_copy", "stream_length": 100},
+            "sweep": {"data.lag": [0, 2, 4], "train.batch_size": [1, 8]},
+        }
+    )
     points = experiment.points
     assert [point for point, _ in points] == [
-        {"data.lag": lag, "train.batch_size": batch} for lag in (0, 2, 4) for batch in (1, 8)]
+        {"data.lag": lag, "train.batch_size": batch} for lag in (0, 2, 4) for batch in (1, 8)
+    ]
     for point, resolved in points:
         assert resolved.data.lag == point["data.lag"]
         assert resolved.train.batch_size == point["train.batch_size"]
@@ -164,12 +173,15 @@ def test_validate_lists_the_sweep_points(tmp_path):
     assert "#   train.reset=epoch" in result.output and "#   train.reset=never" in result.output
 
 
-@pytest.mark.parametrize(("sweep", "message"), [
-    ({"data.lagg": [1]}, "sweep.data.lagg: not a key that can be swept; did you mean data.lag?"),
-    ({"seeds": [1, 2]}, "sweep.seeds: not a key that can be swept"),
-    ({"data.lag": []}, "sweep.data.lag: the list of values is empty"),
-    ({"data.lag": [1, -1]}, "sweep point data.lag=-1: data.lag: got -1"),
-])
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ({"data.lagg": [1]}, "sweep.data.lagg: not a key that can be swept; did you mean data.lag?"),
+        ({"seeds": [1, 2]}, "sweep.seeds: not a key that can be swept"),
+        ({"data.lag": []}, "sweep.data.lag: the list of values is empty"),
+        ({"data.lag": [1, -1]}, "sweep point data.lag=-1: data.lag: got -1"),
+    ],
+)
 def test_bad_sweeps_exit_2_naming_the_key(tmp_path, sweep, message):
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"data": {"task": "lag_copy"}, "sweep": sweep}))
@@ -180,8 +192,13 @@ def test_bad_sweeps_exit_2_naming_the_key(tmp_path, sweep, message):
 
 
 def test_claims_must_select_what_exists(tmp_path):
-    bad = {"id": "x", "kind": "claim", "source": "s", "statement": "s",
-           "expect": {"metric": "test_accuracy", "test": "greater", "select": {"data.lag": 2}}}
+    bad = {
+        "id": "x",
+        "kind": "claim",
+        "source": "s",
+        "statement": "s",
+        "expect": {"metric": "test_accuracy", "test": "greater", "select": {"data.lag": 2}},
+    }
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump({"claims": [bad]}))
     result = CliRunner().invoke(main, ["validate", str(path)])
@@ -196,6 +213,7 @@ def test_claim_configs_run_at_least_10_seeds():
 
 
 # --- one home per concept --------------------------------------------------------
+
 
 def test_config_names_no_task_and_every_task_default_is_filled():
     from stateful_lab.tasks import TASKS
@@ -226,12 +244,25 @@ def test_sweep_points_follow_the_experiment_they_belong_to():
 
 
 def test_values_read_back_with_their_config_types():
-    experiment = parse_experiment({
-        "sweep": {"train.clipnorm": [0.5, 1]},
-        "claims": [{"id": "c", "kind": "claim", "source": "s", "statement": "s",
-                    "expect": {"metric": "test_loss", "test": "at_most", "value": 1,
-                               "select": {"train.clipnorm": 1, "variant": "stateful"}}}],
-    })
+    experiment = parse_experiment(
+        {
+            "sweep": {"train.clipnorm": [0.5, 1]},
+            "claims": [
+                {
+                    "id": "c",
+                    "kind": "claim",
+                    "source": "s",
+                    "statement": "s",
+                    "expect": {
+                        "metric": "test_loss",
+                        "test": "at_most",
+                        "value": 1,
+                        "select": {"train.clipnorm": 1, "variant": "stateful"},
+                    },
+                }
+            ],
+        }
+    )
     assert experiment.claims[0].expect.select == {"train.clipnorm": 1.0, "variant": "stateful"}
     assert experiment.typed("train.clipnorm", "1") == experiment.typed("train.clipnorm", 1) == 1.0
     assert experiment.typed("train.batch_size", "4") == 4

@@ -13,7 +13,7 @@ README = (ROOT / "README.md").read_text()
 
 def test_every_config_key_is_in_the_readme_reference():
     section = README.split("## Config reference")[1]
-    table = section[section.index("| key |"):].split("\n\n")[0]
+    table = section[section.index("| key |") :].split("\n\n")[0]
     documented = set(re.findall(r"^\| `([\w.]+)` \|", table, flags=re.MULTILINE))
     assert documented == set(config_keys())
 

@@ -21,8 +21,7 @@ def test_report_from_a_small_results_folder(tmp_path):
         for item in smoke_experiment(name).claims:
             assert item.statement in report.split("## Verdicts")[1].split("\n## ")[0]
     plots = sorted(path.name for path in (results / "plots").glob("*.png"))
-    assert plots == ["smoke_first_timestep-curves.png", "smoke_reset_policy-curves.png",
-                     "smoke_reset_policy-sweep.png"]
+    assert plots == ["smoke_first_timestep-curves.png", "smoke_reset_policy-curves.png", "smoke_reset_policy-sweep.png"]
     for path in (results / "plots").glob("*.png"):
         assert path.stat().st_size > 5000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -60,10 +59,22 @@ claims:
 
 def test_an_unreadable_result_file_is_named_with_its_folder(tmp_path):
     results = tmp_path / "results"
-    run = CliRunner().invoke(main, ["run", *smoke("first_timestep"), "--seeds", "1", "--set", "train.epochs=1",
-                                    "--out", str(results / "one"), "--quiet"])
+    run = CliRunner().invoke(
+        main,
+        [
+            "run",
+            *smoke("first_timestep"),
+            "--seeds",
+            "1",
+            "--set",
+            "train.epochs=1",
+            "--out",
+            str(results / "one"),
+            "--quiet",
+        ],
+    )
     assert run.exit_code == 0, run.output
-    (results / "one" / "runs.csv").write_text("config,variant\n\"unclosed\n")
+    (results / "one" / "runs.csv").write_text('config,variant\n"unclosed\n')
     result = CliRunner().invoke(main, ["report", str(results), "--no-probe"])
     assert result.exit_code == 2
     assert f"{results / 'one' / 'runs.csv'}: cannot be read as a result table" in result.output

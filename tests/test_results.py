@@ -67,16 +67,15 @@ def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
 
 @pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
 def test_other_trainers_run_from_the_command_line(trainer, tmp_path):
-    result = run_cli(*smoke("first_timestep"), "--out", tmp_path, "--trainer", trainer,
-                     "--seeds", "1", "--quiet")
+    result = run_cli(*smoke("first_timestep"), "--out", tmp_path, "--trainer", trainer, "--seeds", "1", "--quiet")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["trainer"] == trainer
     assert json.loads((tmp_path / "meta.json").read_text())["trainer"] == trainer
 
 
 def test_untidy_sample_count_is_trimmed_with_a_warning(tmp_path):
-    result = run_cli(*smoke("collocated"), "--out", tmp_path, "--seeds", "1", "--set", "data.train_samples=30",
-                     "--set", "train.epochs=1", "--quiet")
+    overrides = ("data.train_samples=30", "train.epochs=1")
+    result = run_cli(*smoke("collocated", *overrides), "--out", tmp_path, "--seeds", "1", "--quiet")
     assert result.exit_code == 0, result.output
     assert "dropped 2 train samples" in result.output
     assert "Epoch:" not in result.output  # --quiet drops the per-epoch tables

@@ -60,15 +60,30 @@ def test_a_changed_config_gets_new_runs_and_old_results_stay_out(tmp_path):
     assert len(list((tmp_path / "units").glob("*.json"))) == 8  # the old ones are kept, unused
 
 
-@pytest.mark.parametrize(("signum", "code", "jobs"), [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 2)],
-                         ids=["SIGINT", "SIGTERM-jobs2"])
+@pytest.mark.parametrize(
+    ("signum", "code", "jobs"), [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 2)], ids=["SIGINT", "SIGTERM-jobs2"]
+)
 def test_interrupted_run_keeps_finished_work_and_resumes_to_the_same_numbers(
-        tmp_path, uninterrupted, signum, code, jobs):
+    tmp_path, uninterrupted, signum, code, jobs
+):
     units = tmp_path / "units"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stateful_lab", "run", *SIX_RUNS, "--out", str(tmp_path),
-         "--quiet", "--jobs", str(jobs)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stateful_lab",
+            "run",
+            *SIX_RUNS,
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--jobs",
+            str(jobs),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not (units.exists() and any(units.glob("*.json"))):
@@ -101,8 +116,9 @@ def test_two_jobs_give_the_numbers_of_one(tmp_path, uninterrupted):
 def test_a_dask_cluster_gives_the_numbers_of_a_plain_run(tmp_path, uninterrupted):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         result = run_cli(*SIX_RUNS, "--out", tmp_path, "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
@@ -125,9 +141,8 @@ def test_an_unreachable_scheduler_is_a_usage_error(tmp_path):
 
 
 def test_a_diverging_run_stops_early_and_is_counted_not_averaged(tmp_path):
-    result = run_cli(*smoke("random_series"), "--out", tmp_path, "--seeds", "1", "--set", "train.optimizer=sgd",
-                     "--set", "train.learning_rate=1e6", "--set", "train.epochs=4",
-                     "--set", "variants=[stateful]")
+    overrides = ("train.optimizer=sgd", "train.learning_rate=1e6", "train.epochs=4", "variants=[stateful]")
+    result = run_cli(*smoke("random_series", *overrides), "--out", tmp_path, "--seeds", "1")
     assert result.exit_code == 0, result.output  # divergence alone is not a failure
     assert "1 diverged: seed 0 stateful" in result.output
     epochs = pd.read_csv(tmp_path / "epochs.csv")

@@ -69,8 +69,15 @@ def test_trim_to_batches_keeps_whole_batches_only():
 
 
 def test_random_series_last_value_target_and_shapes():
-    data = data_config(task="random_series", series_length=1000, features=5, timesteps=20,
-                       layout="blocks", target="last_value", batch_size=32)
+    data = data_config(
+        task="random_series",
+        series_length=1000,
+        features=5,
+        timesteps=20,
+        layout="blocks",
+        target="last_value",
+        batch_size=32,
+    )
     dataset = make_dataset(data, batch_size=32, seed=0)
     assert dataset.x_train.shape == (32, 20, 5)  # 1000 // (20 * 32) = 1 batch
     np.testing.assert_array_equal(dataset.y_train, dataset.x_train[:, -1, 0])
@@ -83,7 +90,7 @@ def test_random_series_noise_target_is_independent_of_inputs():
     dataset = make_dataset(data, batch_size=8, seed=0)
     assert not np.array_equal(dataset.y_train, dataset.x_train[:, -1, 0])
     assert abs(np.corrcoef(dataset.y_train, dataset.x_train[:, -1, 0])[0, 1]) < 0.2
-    assert 0 <= dataset.y_train.min() and dataset.y_train.max() < 1
+    assert dataset.y_train.min() >= 0 and dataset.y_train.max() < 1
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, 32])
@@ -108,8 +115,7 @@ def test_blocks_layout_with_one_lane_is_continuous():
 
 
 def test_layout_windows_hold_the_series_values():
-    data = data_config(task="random_series", series_length=200, features=2, timesteps=5,
-                       layout="streams", batch_size=4)
+    data = data_config(task="random_series", series_length=200, features=2, timesteps=5, layout="streams", batch_size=4)
     rng = np.random.default_rng(0)
     series = rng.random((200, 2), dtype=np.float32)
     dataset = make_dataset(data, batch_size=4, seed=0)
@@ -159,11 +165,11 @@ def test_long_sequences_are_cut_into_windows_fed_as_consecutive_batches():
     dataset = make_dataset(data, batch_size=4, seed=0)
     assert dataset.x_train.shape == (24, 5, 1)  # 8 sequences x 3 windows
     # batch w (w < 3) holds window w of sequences 0..3; batches 3..5 those of sequences 4..7
-    sequences = np.concatenate([dataset.x_train[w * 4:(w + 1) * 4] for w in range(3)], axis=1)
+    sequences = np.concatenate([dataset.x_train[w * 4 : (w + 1) * 4] for w in range(3)], axis=1)
     labels = dataset.y_train[:4]
     np.testing.assert_array_equal(labels, sequences[:, 0, 0])
     for w in range(3):
-        np.testing.assert_array_equal(dataset.y_train[w * 4:(w + 1) * 4], labels)  # every window keeps it
+        np.testing.assert_array_equal(dataset.y_train[w * 4 : (w + 1) * 4], labels)  # every window keeps it
     assert sequences[:, 5:].std() > 0
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from stateful_lab.config import load_experiment
 from stateful_lab.models import build_model
-from stateful_lab.unit import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.trainers import TRAINERS, CompiledLoop
+from stateful_lab.unit import seed_everything
 
 from .conftest import CONFIGS, smoke_experiment
 
@@ -24,8 +24,9 @@ def train(trainer: str, variant: str, experiment, dataset):
 
 @pytest.fixture(scope="module")
 def first_timestep():
-    experiment = load_experiment(CONFIGS / "first_timestep.yaml", [
-        "train.epochs=2", "data.train_samples=256", "data.test_samples=64"])
+    experiment = load_experiment(
+        CONFIGS / "first_timestep.yaml", ["train.epochs=2", "data.train_samples=256", "data.test_samples=64"]
+    )
     return experiment, make_dataset(experiment.data, experiment.train.batch_size, seed=0)
 
 
@@ -81,13 +82,21 @@ def test_loop_restarts_the_optimizer_for_every_seed(first_timestep):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("raw", [
-    {"data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32, "sequence_length": 15},
-     "train": {"reset": "sequence", "epochs": 2}},
-    {"data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32},
-     "train": {"reset": "batch", "epochs": 2}},
-    {"data": {"task": "lag_copy", "stream_length": 200, "lag": 2}, "train": {"epochs": 2}},
-], ids=["reset-sequence", "reset-batch", "lag_copy"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {
+            "data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32, "sequence_length": 15},
+            "train": {"reset": "sequence", "epochs": 2},
+        },
+        {
+            "data": {"task": "first_timestep", "train_samples": 64, "test_samples": 32},
+            "train": {"reset": "batch", "epochs": 2},
+        },
+        {"data": {"task": "lag_copy", "stream_length": 200, "lag": 2}, "train": {"epochs": 2}},
+    ],
+    ids=["reset-sequence", "reset-batch", "lag_copy"],
+)
 @pytest.mark.parametrize("trainer", ["train_on_batch", "loop"])
 def test_trainers_agree_on_resets_inside_an_epoch_and_per_step_targets(raw, trainer):
     """Each trainer implements the in-epoch reset cadence and per-step targets its own way."""
@@ -109,9 +118,9 @@ def test_evaluation_restores_the_training_state():
     """Keras 3 evaluate runs the test set through the state; the lab's evaluate
     must leave the training state exactly as it found it."""
     from stateful_lab.models import build_model, get_states
-    from stateful_lab.unit import seed_everything
     from stateful_lab.tasks import make_dataset
     from stateful_lab.trainers import evaluate
+    from stateful_lab.unit import seed_everything
 
     experiment = smoke_experiment("first_timestep")
     dataset = make_dataset(experiment.data, 4, seed=0)
@@ -125,6 +134,7 @@ def test_evaluation_restores_the_training_state():
     assert not np.array_equal(get_states(model)[0][0], before[0][0])  # raw Keras changes it
 
     from stateful_lab.models import set_states
+
     set_states(model, before)
     evaluate(model, dataset, experiment)
     for saved, after in zip(before, get_states(model)):
@@ -136,9 +146,9 @@ def test_never_reset_training_is_unchanged_by_evaluation():
     """With reset: never, the state crosses epochs; evaluating between epochs must
     not alter the trained weights."""
     from stateful_lab.models import build_model, reset_states
-    from stateful_lab.unit import seed_everything
     from stateful_lab.tasks import make_dataset
     from stateful_lab.trainers import train_fit
+    from stateful_lab.unit import seed_everything
 
     experiment = smoke_experiment("first_timestep", "train.reset=never", "train.epochs=3")
     dataset = make_dataset(experiment.data, 4, seed=0)
@@ -191,8 +201,11 @@ OTHER_VALUES = {
     "variants": ("first_timestep", "[stateless]", []),
     "seeds": ("first_timestep", 5, []),
     "sweep": ("first_timestep", "{train.epochs: [1, 2]}", []),
-    "claims": ("first_timestep", "[{id: c, kind: claim, source: s, statement: s, "
-                                 "expect: {metric: test_loss, test: at_most, value: 1}}]", []),
+    "claims": (
+        "first_timestep",
+        "[{id: c, kind: claim, source: s, statement: s, expect: {metric: test_loss, test: at_most, value: 1}}]",
+        [],
+    ),
 }
 
 
@@ -223,8 +236,7 @@ def test_runs_that_differ_in_a_data_value_share_a_function_and_equal_a_fresh_one
     exactly what a function compiled afresh for lag 3 gives."""
     from stateful_lab.config import parse_experiment
 
-    experiment = parse_experiment({"data": {"task": "lag_copy", "stream_length": 40, "lag": 1},
-                                   "train": {"epochs": 2}})
+    experiment = parse_experiment({"data": {"task": "lag_copy", "stream_length": 40, "lag": 1}, "train": {"epochs": 2}})
     lag_three = experiment.override("data.lag=3")
     datasets = {lag: make_dataset(e.data, 4, seed=0) for lag, e in ((1, experiment), (3, lag_three))}
     train("loop", "stateful", experiment, datasets[1])  # compiles for lag 1

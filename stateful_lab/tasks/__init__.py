@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..batching import cut_sequences, join_previous_window, trim_to_batches
-from . import first_timestep, collocated, random_series, lag_copy  # noqa: F401  (registers them)
+from . import collocated, first_timestep, lag_copy, random_series  # noqa: F401  (registers them)
 from .base import TASKS, TaskData
 
 DEFAULT_TASK = "first_timestep"

@@ -52,12 +52,14 @@ class LagCopy(TaskData):
             else:
                 streams = rng.integers(0, 2, size=(1, batch_size * self.stream_length)).astype(np.float32)
             targets = np.zeros_like(streams)
-            targets[:, self.lag:] = streams[:, : streams.shape[1] - self.lag]
+            targets[:, self.lag :] = streams[:, : streams.shape[1] - self.lag]
             if self.layout == "streams":
                 arrays += [streams_to_windows(streams, self.timesteps), streams_to_windows(targets, self.timesteps)]
             else:
-                arrays += [block_windows(streams[0][:, None], self.timesteps, batch_size),
-                           block_windows(targets[0][:, None], self.timesteps, batch_size)]
+                arrays += [
+                    block_windows(streams[0][:, None], self.timesteps, batch_size),
+                    block_windows(targets[0][:, None], self.timesteps, batch_size),
+                ]
         return tuple(arrays)
 
     def tiny(self, batch_size: int):
