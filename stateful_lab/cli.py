@@ -14,6 +14,9 @@ import click
 
 from . import __version__
 from .config import ConfigError, Experiment, load_experiment
+from .console import BarProgress, LineProgress, quiet_tensorflow
+from .results import METRICS
+from .show import FORMATS, SHOWABLE_METRICS, render, show_table
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -57,13 +60,18 @@ set_option = click.option(
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="stateful-lab")
-def main() -> None:
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines on stderr (hidden by default).")
+def main(verbose: bool) -> None:
     """Reproduce and test the popular claims about stateful vs stateless Keras LSTMs.
 
     \b
     Example:
         stateful-lab run configs/collocated.yaml
     """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        quiet_tensorflow()
 
 
 @main.command()
@@ -125,8 +133,10 @@ def run(
     signal.signal(signal.SIGTERM, _terminate)
     resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
+        # A live bar on a terminal; plain lines in logs, CI and with --quiet.
+        progress = BarProgress() if sys.stdout.isatty() and not quiet else LineProgress(click.echo, quiet)
         outcome = run_experiment(
-            experiment, out, echo=click.echo, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
+            experiment, out, progress=progress, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
         )
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted; {resume}.", err=True)
@@ -230,13 +240,65 @@ def report(results_dir: Path, probe: bool) -> None:
         stateful-lab report results
     """
     _check_writable(results_dir)
-    from .report import ReportError, build_report
+    from .report import build_report
+    from .results import ResultsError
 
     try:
         path = build_report(results_dir, probe=probe)
-    except (FileNotFoundError, ReportError) as error:
+    except (FileNotFoundError, ResultsError) as error:
         raise click.UsageError(str(error)) from None
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("results_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    type=click.Choice(SHOWABLE_METRICS),
+    help="A final-epoch metric to show, with its 95% interval. Repeatable. Default: test_accuracy and test_loss.",
+)
+@click.option("--sort", metavar="COLUMN", help="Sort by a column or a shown metric's mean; -COLUMN for descending.")
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep rows where config, variant or a swept key has this value, e.g. --where data.lag=2. "
+    "Repeatable: all must hold.",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Aligned columns, Markdown, CSV or JSON.",
+)
+def show(
+    results_dirs: tuple[Path, ...], metrics: tuple[str, ...], sort: str | None, where: tuple[str, ...], output: str
+) -> None:
+    """One table of every result folder in RESULTS_DIRS (default: results).
+
+    A row per config, sweep point and variant: runs finished, diverged and
+    failed, and the final-epoch metrics with their 95% intervals. Reads the
+    files `run` wrote; never imports TensorFlow.
+
+    \b
+    Example:
+        stateful-lab show results --where variant=stateful --sort -test_accuracy
+    """
+    from .results import ResultsError
+
+    metrics = metrics or METRICS
+    try:
+        table = show_table(list(results_dirs) or [Path("results")], metrics, where, sort)
+    except (ValueError, ResultsError, FileNotFoundError) as error:
+        raise click.UsageError(str(error)) from None
+    if table.empty and output == "table":
+        click.echo("no rows match --where " + " ".join(where), err=True)
+        return
+    click.echo(render(table, metrics, output), nl=False)
 
 
 def _check_writable(out: Path) -> None:

@@ -60,8 +60,7 @@ class RunResult:
 
     @property
     def label(self) -> str:
-        where = "".join(f" {key}={value}" for key, value in self.point.items())
-        return f"seed {self.seed} {self.variant}{where}"
+        return run_label(self.point, self.variant, self.seed)
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=1) + "\n"
@@ -78,6 +77,11 @@ class RunResult:
             return cls(**values)
         except TypeError as error:
             raise ValueError(f"a damaged run record: {error}") from None
+
+
+def run_label(point: dict[str, Any], variant: str, seed: int) -> str:
+    """How the console names a run: "seed 3 stateful data.lag=2"."""
+    return f"seed {seed} {variant}" + "".join(f" {key}={value}" for key, value in point.items())
 
 
 class UnitStore:

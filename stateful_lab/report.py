@@ -7,7 +7,6 @@ the articles' figures beside ours, and plots saved as PNG files in plots/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,62 +14,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from .atomic import write_atomic  # noqa: E402
 from .claims import Verdict, evaluate_claim  # noqa: E402
-from .config import ConfigError, Experiment, parse_experiment, read_yaml  # noqa: E402
-from .results import METRIC_RANGES, confidence_interval, summary_markdown  # noqa: E402
+from .results import METRIC_RANGES, ConfigResults, confidence_interval, load_results, summary_markdown  # noqa: E402
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
-
-
-@dataclass(frozen=True)
-class ConfigResults:
-    folder: Path
-    experiment: Experiment
-    epochs: pd.DataFrame
-    runs: pd.DataFrame
-    summary: pd.DataFrame
-
-    @property
-    def metric(self) -> str:
-        return "test_accuracy" if self.experiment.classification else "test_loss"
-
-
-class ReportError(ValueError):
-    """A results folder that cannot be read; the message names the file."""
-
-
-def load_results(results_dir: Path) -> list[ConfigResults]:
-    """Every sub-folder that holds a finished run's files, by name, with the swept
-    keys' columns read back as their config types (Experiment.typed)."""
-    found = []
-    for folder in sorted(path for path in results_dir.iterdir() if path.is_dir()):
-        files = [folder / name for name in ("config.yaml", "epochs.csv", "runs.csv", "summary.csv")]
-        if all(path.exists() for path in files):
-            found.append(_load_folder(folder, files))
-    return found
-
-
-def _load_folder(folder: Path, files: list[Path]) -> ConfigResults:
-    try:
-        experiment = parse_experiment(read_yaml(files[0]), default_name=folder.name)
-    except ConfigError as error:
-        raise ReportError(f"{files[0]}: not a valid config: {'; '.join(error.problems)}") from None
-    tables = []
-    for path in files[1:]:
-        try:
-            table = pd.read_csv(path)
-            for key in experiment.sweep:
-                table[key] = table[key].map(lambda value, key=key: experiment.typed(key, value))
-        except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
-            raise ReportError(
-                f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
-                f"re-run the config into {folder}"
-            ) from None
-        tables.append(table)
-    return ConfigResults(folder, experiment, *tables)
 
 
 def build_report(results_dir: Path, probe: bool = True) -> Path:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .atomic import write_atomic
+from .config import ConfigError, Experiment, parse_experiment, read_yaml
 from .records import RunResult
 
 EPOCH_COLUMNS = [
@@ -42,11 +42,67 @@ METRIC_RANGES = {
 }
 
 
+@dataclass(frozen=True)
+class ConfigResults:
+    folder: Path
+    experiment: Experiment
+    epochs: pd.DataFrame
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+
+    @property
+    def metric(self) -> str:
+        return "test_accuracy" if self.experiment.classification else "test_loss"
+
+
+class ResultsError(ValueError):
+    """A results folder that cannot be read; the message names the file."""
+
+
+RESULT_FILES = ("config.yaml", "epochs.csv", "runs.csv", "summary.csv")
+
+
+def load_results(results_dir: Path) -> list[ConfigResults]:
+    """The results in `results_dir` if a run wrote there, else in every sub-folder
+    a run wrote, by name; swept keys' columns are read back as their config types
+    (Experiment.typed)."""
+    folders = [results_dir] if _is_result_folder(results_dir) else sorted(results_dir.iterdir())
+    return [load_folder(folder) for folder in folders if _is_result_folder(folder)]
+
+
+def _is_result_folder(folder: Path) -> bool:
+    return folder.is_dir() and all((folder / name).exists() for name in RESULT_FILES)
+
+
+def load_folder(folder: Path) -> ConfigResults:
+    """One run's result files, read back; ResultsError names a file that cannot be."""
+    files = [folder / name for name in RESULT_FILES]
+    try:
+        experiment = parse_experiment(read_yaml(files[0]), default_name=folder.name)
+    except ConfigError as error:
+        raise ResultsError(f"{files[0]}: not a valid config: {'; '.join(error.problems)}") from None
+    tables = []
+    for path in files[1:]:
+        try:
+            table = pd.read_csv(path)
+            for key in experiment.sweep:
+                table[key] = table[key].map(lambda value, key=key: experiment.typed(key, value))
+        except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
+            raise ResultsError(
+                f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
+                f"re-run the config into {folder}"
+            ) from None
+        tables.append(table)
+    return ConfigResults(folder, experiment, *tables)
+
+
 def confidence_interval(
     values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] = (-math.inf, math.inf)
 ) -> tuple[float, float]:
     """Student-t interval for the mean, clipped to `bounds`; NaN with fewer than
     two values."""
+    from scipy import stats  # imported here: reading result files (`show`) must start fast
+
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return math.nan, math.nan
@@ -57,7 +113,7 @@ def confidence_interval(
     return float(max(low, bounds[0])), float(min(high, bounds[1]))
 
 
-def summarize(runs: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] = METRICS) -> pd.DataFrame:
     """Per sweep point and variant: runs that finished (n), diverged and failed,
     and the mean, std and 95% CI of each final-epoch metric over the finished
     ones; diverged and failed runs are counted, not averaged."""
@@ -70,8 +126,8 @@ def summarize(runs: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
             "n_diverged": int((group["status"] == "diverged").sum()),
             "n_failed": int((group["status"] == "failed").sum()),
         }
-        for metric in METRICS:
-            values = ok[metric].dropna().to_numpy()
+        for metric in metrics:
+            values = ok[metric].dropna().to_numpy(dtype=float)
             low, high = confidence_interval(values, bounds=METRIC_RANGES[metric])
             row |= {
                 f"{metric}_mean": values.mean() if len(values) else math.nan,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import provenance
 from .config import Experiment
+from .console import LineProgress
 from .records import RunResult, UnitStore
 from .results import epoch_tables, tables, write_results
 from .unit import Unit, plan_units, run_unit
@@ -33,14 +34,17 @@ class RunOutcome:
 def run_experiment(
     experiment: Experiment,
     out_dir: Path,
-    echo: Callable[[str], None] = print,
+    progress: LineProgress | None = None,
     quiet: bool = False,
     jobs: int = 1,
     scheduler: str | None = None,
     force: bool = False,
 ) -> RunOutcome:
     """Run every unit not already finished in `out_dir`, then write the result
-    files from exactly this config's units."""
+    files from exactly this config's units. `progress` shows the runs and prints
+    the lab's lines (default: plain lines on stdout)."""
+    progress = progress or LineProgress(print, quiet)
+    echo = progress.echo
     started_at, started = provenance.now(), time.perf_counter()
     units = plan_units(experiment)
     store = UnitStore(out_dir / "units")
@@ -54,17 +58,18 @@ def run_experiment(
     if len(todo) < len(units):
         echo(f"skipped {len(units) - len(todo)} finished runs; --force to re-run them")
 
-    progress = _Progress(len(todo), echo, quiet)
+    progress.start(len(todo))
     noted: set[str] = set()
-    for result in execute(todo, jobs, scheduler):
+    for result in execute(todo, jobs, scheduler, begin=progress.begin):
         store.save(result)
         for note in result.notes:  # what was trimmed or left out, once per distinct note
             if note not in noted:
                 noted.add(note)
                 echo(note)
-        progress.update(result)
+        progress.finish(result.label, result.status, result.seconds)
         if result.status == "failed":
             echo(f"FAILED {result.label}: {result.error}")
+    progress.close()
 
     results = [store.load(unit.key) for unit in units]
     epochs, runs = tables(experiment.name, results)
@@ -88,8 +93,11 @@ def run_experiment(
     return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
 
 
-def execute(units: list[Unit], jobs: int = 1, scheduler: str | None = None) -> Iterator[RunResult]:
-    """Yield each unit's result as it finishes."""
+def execute(
+    units: list[Unit], jobs: int = 1, scheduler: str | None = None, begin: Callable[[str], None] = lambda label: None
+) -> Iterator[RunResult]:
+    """Yield each unit's result as it finishes; `begin` hears of each run as it
+    starts, where runs go one at a time."""
     if scheduler:
         yield from _execute_on_dask(units, scheduler)
     elif jobs > 1 and len(units) > 1:
@@ -97,9 +105,11 @@ def execute(units: list[Unit], jobs: int = 1, scheduler: str | None = None) -> I
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+        begin(f"{min(jobs, len(units))} runs at a time")
         yield from parallel(delayed(run_unit)(unit, threads) for unit in units)
     else:
         for unit in units:
+            begin(unit.label)
             yield run_unit(unit)
 
 
@@ -126,25 +136,6 @@ def _execute_on_dask(units: list[Unit], address: str) -> Iterator[RunResult]:
 
 class SchedulerError(RuntimeError):
     """The Dask cluster cannot be used as given."""
-
-
-class _Progress:
-    """units done / total, with an estimate of the time left."""
-
-    def __init__(self, total: int, echo: Callable[[str], None], quiet: bool):
-        self.total, self.echo, self.quiet = total, echo, quiet
-        self.done, self.started = 0, time.perf_counter()
-
-    def update(self, result: RunResult) -> None:
-        self.done += 1
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / self.done * (self.total - self.done)
-        self.echo(
-            f"[{self.done}/{self.total}] {result.label}: {result.status}, "
-            f"{result.seconds:.1f} s; about {left:.0f} s left"
-        )
 
 
 def run_metadata(experiment: Experiment, started_at: str, wall_seconds: float) -> dict:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from .config import Experiment
 from .models import build_model
 from .provenance import peak_memory_mb
-from .records import FORMAT, RunResult
+from .records import FORMAT, RunResult, run_label
 from .tasks import for_variant, make_dataset
 from .trainers import TRAINERS
 
@@ -53,6 +53,10 @@ class Unit:
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    @property
+    def label(self) -> str:
+        return run_label(self.point, self.variant, self.seed)
 
     def result(self, **fields: Any) -> RunResult:
         """A result record for this unit, with `fields` set."""

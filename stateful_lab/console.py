@@ -1,0 +1,140 @@
+"""What the lab prints while it works: TensorFlow's own log lines kept off the
+console, and progress as a live bar on a terminal or as plain lines elsewhere.
+
+TensorFlow's C++ runtime writes absl log lines ("I0000 ... cudart_stub.cc:31]
+Could not find cuda drivers", "E0000 ... failed call to cuInit") straight to file
+descriptor 2, at import and at its first operation, before any Python setting
+can silence them; worker processes inherit the same descriptor. So the CLI puts
+a pipe in front of descriptor 2 and a thread copies every line through except
+those (`quiet_tensorflow`); `stateful-lab --verbose` leaves stderr alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+# An absl/glog line: severity letter, MMDD, time, thread id, file:line].
+TENSORFLOW_LINE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\])"
+)
+
+
+def quiet_tensorflow() -> None:
+    """Drop TensorFlow's C++ log lines from this process's stderr (descriptor 2)
+    and its children's; every other line passes unchanged. Does nothing when
+    stderr is not a real descriptor (inside a test runner's capture)."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    copier = threading.Thread(target=_copy_lines, args=(read_end, original), daemon=True)
+    copier.start()
+
+    def restore() -> None:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last writer in this process
+        copier.join(timeout=2)  # children still holding the pipe must not hold up exit
+
+    atexit.register(restore)
+
+
+def _copy_lines(read_end: int, target: int) -> None:
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        pending = b""
+        while chunk := pipe.read(65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            kept = [line for line in lines if not TENSORFLOW_LINE.match(line)]
+            if kept:
+                os.write(target, b"\n".join(kept) + b"\n")
+        if pending and not TENSORFLOW_LINE.match(pending):
+            os.write(target, pending)
+
+
+class LineProgress:
+    """One plain line per finished run (for logs and CI), and the lab's own lines."""
+
+    def __init__(self, echo: Callable[[str], None], quiet: bool = False):
+        self.echo, self.quiet = echo, quiet
+        self.total = self.done = self.diverged = self.failed = 0
+        self.started = time.perf_counter()
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.perf_counter()
+
+    def begin(self, label: str) -> None:
+        """A run starts (known only when runs go one at a time)."""
+
+    def finish(self, label: str, status: str, seconds: float) -> None:
+        self.done += 1
+        self.diverged += status == "diverged"
+        self.failed += status == "failed"
+        self.show(label, status, seconds)
+
+    def show(self, label: str, status: str, seconds: float) -> None:
+        if not self.quiet:
+            left = (time.perf_counter() - self.started) / self.done * (self.total - self.done)
+            self.echo(f"[{self.done}/{self.total}] {label}: {status}, {seconds:.1f} s; about {left:.0f} s left")
+
+    def close(self) -> None:
+        """The runs are over."""
+
+
+class BarProgress(LineProgress):
+    """A live bar on a terminal: runs done / total, the run in flight, elapsed and
+    estimated time left, diverged and failed counts. The lab's own lines print
+    above it."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None, quiet: bool = False):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console()
+        self.bar = Progress(
+            TextColumn("[bold]runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.description}"),
+            console=self.console,
+        )
+        super().__init__(lambda line: self.console.print(line, markup=False, highlight=False), quiet)
+        self.task = None
+
+    def start(self, total: int) -> None:
+        super().start(total)
+        self.bar.start()
+        self.task = self.bar.add_task("", total=total, counts="0 diverged, 0 failed")
+
+    def begin(self, label: str) -> None:
+        self.bar.update(self.task, description=label)
+
+    def show(self, label: str, status: str, seconds: float) -> None:
+        counts = f"{self.diverged} diverged, {self.failed} failed"
+        self.bar.update(self.task, advance=1, counts=counts, description="")
+
+    def close(self) -> None:
+        self.bar.stop()
