@@ -124,8 +124,16 @@ def run(
     experiment = _load(config, overrides, seeds, trainer)
     out = out or Path("results") / experiment.name
     _check_writable(out)
+    from .resources import ResourceError, check_resources
+
+    try:
+        for warning in check_resources(experiment):
+            click.echo(warning, err=True)
+    except ResourceError as error:
+        raise click.UsageError(str(error)) from None
+    from .atomic import WriteError
     from .results import summary_markdown
-    from .runner import SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
+    from .runner import FolderInUse, SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
 
     # Both signals abandon only the run in flight. SIGINT is set explicitly: a
     # process started in the background of a script inherits it ignored.
@@ -144,8 +152,11 @@ def run(
     except Terminated:
         click.echo(f"\nTerminated; {resume}.", err=True)
         sys.exit(143)
-    except SchedulerError as error:
+    except (SchedulerError, FolderInUse) as error:
         raise click.UsageError(str(error)) from None
+    except WriteError as error:  # a full disk, say: the file, in one line
+        click.echo(f"Error: {error.strerror}", err=True)
+        sys.exit(1)
     except Exception as error:  # a failure outside any one run: exit 1, one line
         click.echo(f"Error: the run failed: {type(error).__name__}: {error}", err=True)
         sys.exit(1)

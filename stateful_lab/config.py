@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -41,6 +42,9 @@ from .configfile import (
 from .schema import StrictModel
 from .tasks import DEFAULT_TASK, TASKS, TaskData
 
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A config's name names its results folder: a plain name, never a path."""
+
 STATEFUL_VARIANTS = ("stateful",)
 RUN_LEVEL_KEYS = frozenset({"name", "description", "sweep", "claims", "seeds", "variants"})
 """Keys that name or shape the whole experiment, not one run of it: a sweep may
@@ -67,7 +71,7 @@ DataConfig = Annotated[
 class ModelConfig(StrictModel):
     """The LSTM stack shared by every variant."""
 
-    units: int | list[int] = 3
+    units: int | Annotated[list[int], Field(min_length=1)] = 3
     """Units per LSTM layer: one number for every layer, or a list, one per layer."""
     layers: int | None = Field(None, ge=1)
     """Stacked LSTM layers (default: the length of `units`, or 1)."""
@@ -335,6 +339,11 @@ def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
 def _consistency_problems(experiment: Experiment) -> list[str]:
     data, model, train = experiment.data, experiment.model, experiment.train
     problems = []
+    if not FOLDER_NAME.fullmatch(experiment.name):
+        problems.append(
+            f"name: {experiment.name!r} is not a plain folder name (it names the results folder); use letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit"
+        )
     if model.layers != len(model.units):
         problems.append(
             f"model.layers: {model.layers} does not match the {len(model.units)} entries of "

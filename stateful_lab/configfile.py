@@ -21,9 +21,28 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problems))
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that has the same key twice; YAML would silently keep the last."""
+
+
 class _Loader(yaml.SafeLoader):
     """YAML 1.1's safe loader, but reading 1e-3 and 1e6 as floats (YAML 1.2 does;
-    PyYAML alone reads them as strings, which the strict schema would reject)."""
+    PyYAML alone reads them as strings, which the strict schema would reject), and
+    refusing a key written twice in one mapping (PyYAML keeps the last silently,
+    and the settings of the first vanish)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise DuplicateKey(
+                        f"key {key_node.value!r} at line {line} repeats the one at line "
+                        f"{seen[key_node.value]}; keep one of them"
+                    )
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -39,11 +58,19 @@ def parse_yaml(text: str) -> Any:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError([f"{path}: cannot read the config file ({error.strerror})"]) from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); save the file as UTF-8"]
+        ) from None
+    try:
         raw = parse_yaml(text)
+    except DuplicateKey as error:
+        raise ConfigError([f"{path}: {error}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -66,6 +93,8 @@ def apply_overrides(raw: dict[str, Any], overrides) -> None:
             raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3"])
         try:
             value = parse_yaml(text)
+        except DuplicateKey as error:
+            raise ConfigError([f"--set {item!r}: {error}"]) from None
         except yaml.YAMLError:
             raise ConfigError([f"--set {item!r}: the value is not valid YAML"]) from None
         try:
@@ -135,7 +164,7 @@ def _locate(item: dict, root: type[BaseModel]) -> tuple[str, Section]:
     for position, part in enumerate(item["loc"]):
         if isinstance(part, int):
             parts[-1] += f"[{part}]"
-            section = None
+            section = _element_model(parent, parts[-1].split("[")[0]) if isinstance(parent, type) else None
         elif isinstance(section, TaggedUnion):  # the part is the tag
             section = section.get(part)
         elif section and (
@@ -144,6 +173,15 @@ def _locate(item: dict, root: type[BaseModel]) -> tuple[str, Section]:
             parts.append(part)
             parent, section = section, section_of(section, part)
     return ".".join(parts), parent
+
+
+def _element_model(model: type[BaseModel], key: str) -> type[BaseModel] | None:
+    """The model of a list field's elements (claims: a list of Claim), if it is one."""
+    field = model.model_fields.get(key)
+    members = getattr(field.annotation, "__args__", ()) if field else ()
+    return (
+        members[0] if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel) else None
+    )
 
 
 def section_of(model: type[BaseModel], key: str) -> Section:

@@ -98,6 +98,10 @@ class UnitStore:
             return None
         return record if record.key == key else None
 
+    def unreadable(self, key: str) -> bool:
+        """A file is stored for `key`, but it does not hold a result of this format."""
+        return (self.folder / f"{key}.json").exists() and self.load(key) is None
+
     def finished(self, key: str) -> bool:
         result = self.load(key)
         return result is not None and result.finished

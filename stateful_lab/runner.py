@@ -5,15 +5,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from . import provenance
+from .atomic import remove_temporaries
 from .config import Experiment
 from .console import LineProgress
 from .records import RunResult, UnitStore
@@ -43,11 +46,28 @@ def run_experiment(
     """Run every unit not already finished in `out_dir`, then write the result
     files from exactly this config's units. `progress` shows the runs and prints
     the lab's lines (default: plain lines on stdout)."""
-    progress = progress or LineProgress(print, quiet)
+    with folder_lock(out_dir):
+        return _run_holding_the_lock(
+            experiment, out_dir, progress or LineProgress(print, quiet), quiet, jobs, scheduler, force
+        )
+
+
+def _run_holding_the_lock(
+    experiment: Experiment,
+    out_dir: Path,
+    progress: LineProgress,
+    quiet: bool,
+    jobs: int,
+    scheduler: str | None,
+    force: bool,
+) -> RunOutcome:
     echo = progress.echo
     started_at, started = provenance.now(), time.perf_counter()
     units = plan_units(experiment)
     store = UnitStore(out_dir / "units")
+    for folder in (out_dir, store.folder):
+        remove_temporaries(folder)  # left by a writer that was killed; we hold the lock
+    unreadable = 0 if force else sum(store.unreadable(unit.key) for unit in units)
     todo = [unit for unit in units if force or not store.finished(unit.key)]
     train = experiment.train
     echo(
@@ -57,19 +77,27 @@ def run_experiment(
     )
     if len(todo) < len(units):
         echo(f"skipped {len(units) - len(todo)} finished runs; --force to re-run them")
+    if unreadable:
+        echo(
+            f"re-running {unreadable} runs whose stored results were unreadable"
+            if unreadable > 1
+            else "re-running 1 run whose stored result was unreadable"
+        )
 
     progress.start(len(todo))
     noted: set[str] = set()
-    for result in execute(todo, jobs, scheduler, begin=progress.begin):
-        store.save(result)
-        for note in result.notes:  # what was trimmed or left out, once per distinct note
-            if note not in noted:
-                noted.add(note)
-                echo(note)
-        progress.finish(result.label, result.status, result.seconds)
-        if result.status == "failed":
-            echo(f"FAILED {result.label}: {result.error}")
-    progress.close()
+    try:
+        for result in execute(todo, jobs, scheduler, begin=progress.begin):
+            store.save(result)
+            for note in result.notes:  # what was trimmed or left out, once per distinct note
+                if note not in noted:
+                    noted.add(note)
+                    echo(note)
+            progress.finish(result.label, result.status, result.seconds)
+            if result.status == "failed":
+                echo(f"FAILED {result.label}: {result.error}")
+    finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
+        progress.close()
 
     results = [store.load(unit.key) for unit in units]
     epochs, runs = tables(experiment.name, results)
@@ -132,6 +160,34 @@ def _execute_on_dask(units: list[Unit], address: str) -> Iterator[RunResult]:
         futures = client.map(run_unit, units, threads=1, pure=False)
         for future in as_completed(futures):
             yield future.result()
+
+
+class FolderInUse(RuntimeError):
+    """Another run holds the output folder."""
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold OUT/.lock for the run, so that two runs never write one folder. An OS
+    lock (flock): the system releases it when the process ends, however it ends, so
+    a lock file left by a dead process blocks nothing. The file holds the holder's
+    process id, for the message a second run gets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:  # closing it releases the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderInUse(
+                f"{folder} is in use by another stateful-lab run (process {holder}); wait for it to finish, "
+                "or write elsewhere with --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
 
 
 class SchedulerError(RuntimeError):

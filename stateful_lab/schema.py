@@ -10,5 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    # strict: a YAML string "3" is not an int, `true` is not 1.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # strict: a YAML string "3" is not an int, `true` is not 1; and no .inf or .nan
+    # where a number is expected (every run would diverge or mean nothing).
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

@@ -1,7 +1,9 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from stateful_lab.config import load_experiment
 
@@ -72,3 +74,10 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+# Example budgets for the property tests: `ci` keeps them to a few seconds; run
+# longer with `pytest --hypothesis-profile long` or STATEFUL_LAB_HYPOTHESIS_PROFILE=long.
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True)
+settings.register_profile("long", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("STATEFUL_LAB_HYPOTHESIS_PROFILE", "ci"))

@@ -269,3 +269,53 @@ def test_values_read_back_with_their_config_types():
     assert experiment.typed("train.reset", "never") == "never"
     assert experiment.typed("model.units", "[3, 8]") == (3, 8)
     assert experiment.typed("variant", "stateless") == "stateless"
+
+
+# --- hostile and careless input ----------------------------------------------------
+
+
+def test_text_that_is_not_utf8_names_the_file_and_byte_offset(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("description: caf\xe9\n".encode("latin-1"))
+    assert_config_error(
+        invoke("validate", path), f"{path}: not UTF-8 text", "byte 0xe9 at offset 16", "save the file as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("train:\n  epochs: 2\ntrain:\n  batch_size: 4\n", ["key 'train' at line 3 repeats the one at line 1"]),
+        ("train:\n  epochs: 2\n  batch_size: 4\n  epochs: 3\n", ["key 'epochs' at line 4 repeats the one at line 2"]),
+        ("claims:\n  - {id: a, id: b}\n", ["key 'id' at line 2 repeats the one at line 2"]),
+    ],
+)
+def test_a_key_written_twice_in_one_mapping_is_an_error(write_config, text, fragments):
+    assert_config_error(invoke("validate", write_config(text)), *fragments, "keep one of them")
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("model.units=[]", ["model.units: got []", "at least 1"]),
+        ("variants=[]", ["variants: got []", "at least 1"]),
+        ("seeds=[]", ["seeds: the list is empty"]),
+        ("sweep={train.epochs: []}", ["sweep.train.epochs: the list of values is empty"]),
+        ("train.learning_rate=.inf", ["train.learning_rate: got inf", "finite number"]),
+        ("train.clipnorm=.nan", ["train.clipnorm: got nan", "finite number"]),
+        ("sweep={train.learning_rate: [0.1, -.inf]}", ["sweep point train.learning_rate=-inf", "finite number"]),
+        ("name=../elsewhere", ["name: '../elsewhere' is not a plain folder name", "letters, digits"]),
+        ("name=/tmp/results", ["name: '/tmp/results' is not a plain folder name"]),
+        ("name=.hidden", ["name: '.hidden' is not a plain folder name"]),
+    ],
+)
+def test_values_that_cannot_mean_anything_are_refused(write_config, override, fragments):
+    assert_config_error(invoke("validate", write_config(GOOD), "--set", override), *fragments)
+
+
+def test_a_claim_threshold_must_be_finite(write_config):
+    text = (
+        "claims:\n  - {id: c, kind: claim, source: s, statement: s,\n"
+        "     expect: {metric: test_loss, test: at_most, value: .inf}}\n"
+    )
+    assert_config_error(invoke("validate", write_config(text)), "claims[0].expect.value: got inf", "finite number")

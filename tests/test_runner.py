@@ -177,3 +177,81 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
     retried = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
     assert retried.exit_code == 0, retried.output
     assert "ran 1 of 2 runs" in retried.output
+
+
+# --- nothing is lost ---------------------------------------------------------------
+
+
+def test_unreadable_stored_results_are_run_again_and_reported_once(tmp_path, uninterrupted):
+    assert run_cli(*SIX_RUNS, "--out", tmp_path).exit_code == 0
+    stored = sorted((tmp_path / "units").glob("*.json"))
+    good = json.loads(stored[0].read_text())
+    stored[0].write_text("{half a record")  # damaged
+    stored[1].write_text(json.dumps({"status": "ok"}))  # valid JSON, not a result
+    stored[2].write_text(json.dumps(good | {"format": 1}))  # another format
+    result = run_cli(*SIX_RUNS, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("re-running 3 runs whose stored results were unreadable") == 1
+    assert "ran 3 of 6 runs" in result.output
+    pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
+
+
+def test_a_second_run_into_a_folder_in_use_exits_2_naming_the_holder(tmp_path):
+    import os
+
+    from stateful_lab.runner import folder_lock
+
+    with folder_lock(tmp_path):
+        result = run_cli(*FOUR_RUNS, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert f"{tmp_path} is in use by another stateful-lab run (process {os.getpid()})" in result.output
+    assert not (tmp_path / "units").exists()
+
+
+def test_a_lock_left_by_a_dead_process_does_not_block(tmp_path):
+    (tmp_path / ".lock").write_text("999999999\n")  # a process id that is not running, and no lock held
+    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_full_disk_fails_with_one_line_and_leaves_no_partial_files(tmp_path, monkeypatch):
+    import errno
+
+    from stateful_lab import atomic
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1", "--set", "train.epochs=1")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    assert f"cannot write {tmp_path / 'units'}" in errors[0]
+    assert "Traceback" not in result.output
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and path.name != ".lock"]
+
+
+def test_a_run_killed_hard_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
+    sweep = smoke("lag_copy")  # 4 sweep points x 2 seeds x 2 variants
+    assert run_cli(*sweep, "--out", tmp_path / "whole").exit_code == 0
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stateful_lab", "run", *sweep, "--out", str(killed), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len(list((killed / "units").glob("*.json"))) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, "no run finished"
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+    process.wait(timeout=30)
+    finished = len(list((killed / "units").glob("*.json")))
+    assert finished < 16
+    resumed = run_cli(*sweep, "--out", killed)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"ran {16 - finished} of 16 runs" in resumed.output
+    pd.testing.assert_frame_equal(numbers(killed), numbers(tmp_path / "whole"))
+    assert not list(killed.rglob("*.tmp"))

@@ -63,6 +63,12 @@ class TaskData(StrictModel):
         """Data keys that make a smoke run of this task take a second or two."""
         return {}
 
+    def array_elements(self, batch_size: int) -> tuple[int, int]:
+        """Without generating anything: how many numbers the task's arrays hold
+        (inputs and targets, train and test, before cutting into batches), and
+        how many training windows it yields. For the memory estimate."""
+        raise NotImplementedError
+
 
 class SampleTask(TaskData):
     """Tasks of independent bit samples: train and test sets of a given size."""
@@ -95,6 +101,11 @@ class SampleTask(TaskData):
 
     def tiny(self, batch_size: int) -> dict[str, Any]:
         return {"train_samples": 8 * batch_size, "test_samples": 4 * batch_size}
+
+    def array_elements(self, batch_size: int) -> tuple[int, int]:
+        steps = self.timesteps * self.windows_per_sequence
+        samples = self.train_samples + self.test_samples
+        return samples * (steps * self.features + 1), self.train_samples * self.windows_per_sequence
 
 
 TASKS: dict[str, type[TaskData]] = {}

@@ -62,5 +62,9 @@ class LagCopy(TaskData):
                 ]
         return tuple(arrays)
 
+    def array_elements(self, batch_size: int) -> tuple[int, int]:
+        windows = batch_size * (self.stream_length // self.timesteps)
+        return 2 * 2 * (batch_size * self.stream_length + windows * self.timesteps), windows
+
     def tiny(self, batch_size: int):
         return {"stream_length": max(8 * self.timesteps, self.lag + 1)}

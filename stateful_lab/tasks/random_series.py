@@ -55,5 +55,9 @@ class RandomSeries(TaskData):
             f"{self.timesteps} steps)"
         ]
 
+    def array_elements(self, batch_size: int) -> tuple[int, int]:
+        windows = window_count(self.series_length, self.timesteps, batch_size, self.layout)
+        return 2 * (self.series_length * self.features + windows * (self.timesteps * self.features + 1)), windows
+
     def tiny(self, batch_size: int):
         return {"series_length": 8 * batch_size * self.timesteps}

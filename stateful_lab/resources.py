@@ -1,0 +1,97 @@
+"""What a run will need, estimated from its config before anything is trained:
+memory per run (refused when the machine cannot hold it) and the number of batch
+steps in all (a warning when it will take hours).
+
+The estimate is deliberately rough and errs high: arrays as float32, counted three
+times over (generated, cut into windows, and as tensors in the compiled loop), a
+model's weights four times over (weights, gradients and two optimizer slots), and
+its activations kept for backprop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Experiment
+
+FLOAT_BYTES = 4
+ARRAY_COPIES = 3
+SLOW_STEPS = 20_000_000
+"""Batch steps beyond which a run is warned about: at the compiled loop's tens of
+microseconds per small step, several minutes to hours."""
+
+
+class ResourceError(ValueError):
+    """A config whose runs cannot fit in this machine's memory."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    memory_bytes: int
+    """The most one run needs, over the sweep points."""
+    steps: int
+    """Batch steps of every run together."""
+
+
+def estimate(experiment: Experiment) -> Estimate:
+    memory, steps = 0, 0
+    for _, point in experiment.points:
+        batch = point.train.batch_size
+        elements, train_windows = point.data.array_elements(batch)
+        widening = 2 if "wide_window" in point.variants else 1
+        data = elements * FLOAT_BYTES * ARRAY_COPIES * widening
+        memory = max(memory, data + _model_bytes(point, widening))
+        steps += len(experiment.seed_list) * len(point.variants) * point.train.epochs * (train_windows // batch)
+    return Estimate(memory, steps)
+
+
+def _model_bytes(experiment: Experiment, widening: int) -> int:
+    inputs, weights = experiment.data.features, 0
+    for units in experiment.model.units:
+        weights += 4 * units * (units + inputs + 1)
+        inputs = units
+    weights += inputs + 1  # the Dense head
+    steps = experiment.data.timesteps * widening
+    activations = experiment.train.batch_size * steps * sum(experiment.model.units) * 8  # gates, cell and output
+    return (4 * weights + activations) * FLOAT_BYTES
+
+
+def available_memory_bytes() -> int:
+    """Memory the machine can give a new process now (MemAvailable), else its total."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_resources(experiment: Experiment, available: int | None = None) -> list[str]:
+    """Raise ResourceError if one run cannot fit in memory; return warnings about
+    what will merely be slow."""
+    needed = estimate(experiment)
+    available = available_memory_bytes() if available is None else available
+    if needed.memory_bytes > available:
+        raise ResourceError(
+            f"{experiment.name}: one run needs about {_size(needed.memory_bytes)} of memory (its data and model), "
+            f"but this machine has {_size(available)} available; lower the data sizes (samples, series or "
+            "sequence lengths), the batch size or model.units"
+        )
+    if needed.steps > SLOW_STEPS:
+        return [
+            f"warning: {experiment.name} trains about {needed.steps / 1e6:.0f} million batch steps in all; at tens "
+            "of microseconds per step (more for larger models) this will take hours; it runs, and an interrupted "
+            "run resumes"
+        ]
+    return []
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count / 1e3:.1f} kB"
