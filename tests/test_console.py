@@ -75,25 +75,9 @@ def test_a_terminal_gets_a_live_bar_and_stderr_stays_clean(tmp_path):
 
 
 def test_verbose_shows_tensorflow_lines_again(tmp_path):
+    command = ["--verbose", "run", *smoke("first_timestep", "train.epochs=1"), "--seeds", "1", "--out", str(tmp_path)]
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stateful_lab",
-            "--verbose",
-            "run",
-            *smoke("first_timestep"),
-            "--seeds",
-            "1",
-            "--set",
-            "train.epochs=1",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "stateful_lab", *command, "--quiet"], cwd=ROOT, capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stderr
     assert "cudart_stub.cc" in completed.stderr or "cpu_feature_guard.cc" in completed.stderr

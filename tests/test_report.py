@@ -59,20 +59,8 @@ claims:
 
 def test_an_unreadable_result_file_is_named_with_its_folder(tmp_path):
     results = tmp_path / "results"
-    run = CliRunner().invoke(
-        main,
-        [
-            "run",
-            *smoke("first_timestep"),
-            "--seeds",
-            "1",
-            "--set",
-            "train.epochs=1",
-            "--out",
-            str(results / "one"),
-            "--quiet",
-        ],
-    )
+    arguments = [*smoke("first_timestep", "train.epochs=1"), "--seeds", "1", "--out", str(results / "one")]
+    run = CliRunner().invoke(main, ["run", *arguments, "--quiet"])
     assert run.exit_code == 0, run.output
     (results / "one" / "runs.csv").write_text('config,variant\n"unclosed\n')
     result = CliRunner().invoke(main, ["report", str(results), "--no-probe"])
