@@ -52,8 +52,8 @@ def evaluate_claim(claim: Claim, runs: pd.DataFrame) -> Verdict:
     other = _values(runs, expect.versus or {}, expect.metric)
     if not len(other):
         return Verdict(claim, None, "no finished runs match " + _describe(expect.versus or {}), "")
-    if expect.test == "similar":
-        return _similar(claim, selected, other)
+    if expect.test in ("similar", "not_greater"):
+        return _within_margin(claim, selected, other)
     return _differs(claim, selected, other)
 
 
@@ -112,17 +112,24 @@ def _differs(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
     return Verdict(claim, passed, numbers, f"mean {sign} other, Welch's t-test p < {ALPHA}")
 
 
-def _similar(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
+def _within_margin(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
+    """similar: the difference's 95% interval inside ±margin; not_greater: its
+    upper end at most +margin."""
     expect = claim.expect
     if min(len(selected), len(other)) < 2:
         return Verdict(claim, None, "fewer than 2 runs on a side", "")
     difference, low, high, p_value = welch(selected, other)
-    passed = bool(-expect.margin <= low and high <= expect.margin)
+    if expect.test == "not_greater":
+        passed = bool(high <= expect.margin)
+        rule = f"95% interval of the difference below +{expect.margin}"
+    else:
+        passed = bool(-expect.margin <= low and high <= expect.margin)
+        rule = f"95% interval of the difference within ±{expect.margin}"
     numbers = (
         f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
         f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}]"
     )
-    return Verdict(claim, passed, numbers, f"95% interval of the difference within ±{expect.margin}")
+    return Verdict(claim, passed, numbers, rule)
 
 
 def _gap_shrinks(claim: Claim, runs: pd.DataFrame) -> Verdict:

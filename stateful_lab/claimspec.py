@@ -14,14 +14,19 @@ from .schema import StrictModel
 class Expectation(StrictModel):
     """A machine-checkable expectation about the final-epoch results."""
 
-    metric: Literal["test_accuracy", "test_loss", "train_accuracy", "train_loss", "epoch_seconds", "peak_memory_mb"]
+    metric: Literal[
+        "test_accuracy", "test_loss", "train_accuracy", "train_loss", "test_rmse", "epoch_seconds", "peak_memory_mb"
+    ]
     """What is compared, per run (one value per seed)."""
     select: dict[str, Any] = Field(default_factory=dict)
     """The runs compared: `variant` and/or swept keys with their values."""
-    test: Literal["at_least", "at_most", "between", "greater", "less", "similar", "gap_shrinks"]
+    test: Literal["at_least", "at_most", "between", "greater", "less", "similar", "not_greater", "gap_shrinks"]
     """at_least/at_most/between: the selected runs' mean against value/low/high.
     greater/less: selected vs `versus`, Welch's t-test at p < 0.05 in that direction.
     similar: the 95% interval of the difference from `versus` lies within ±margin.
+    not_greater: the selected runs are at most `margin` above `versus` (the 95%
+    interval's upper end of the difference is at most margin): "at least as good"
+    for a metric where lower is better, such as an RMSE.
     gap_shrinks: the per-seed gap (selected minus versus) is smaller at the largest
     value of the swept key `over` than at its smallest (Welch, p < 0.05)."""
     value: float | None = None
@@ -58,6 +63,7 @@ def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
         "greater": ["versus"],
         "less": ["versus"],
         "similar": ["versus", "margin"],
+        "not_greater": ["versus", "margin"],
         "gap_shrinks": ["versus", "over"],
     }[expect.test]
     problems = [f"test {expect.test} needs expect.{name}" for name in needs if getattr(expect, name) is None]

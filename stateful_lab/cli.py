@@ -163,7 +163,8 @@ def run(
     click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
     click.echo(
         f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
-        f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json)"
+        f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json"
+        + (", forecasts.csv)" if (out / "forecasts.csv").exists() else ")")
     )
     for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
         if labels:

@@ -136,14 +136,17 @@ class Experiment(StrictModel):
 
     _source: dict[str, Any] = PrivateAttr(default_factory=dict)
     """The mapping this experiment was validated from, for sweep points and overrides."""
+    _config_dir: Path | None = PrivateAttr(default=None)
+    """The config file's folder: data file paths are relative to it."""
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> Experiment:
         """Fill every derived value, so the saved config.yaml says exactly what ran."""
         model = self.model
         units = model.units if isinstance(model.units, list) else [model.units] * (model.layers or 1)
-        self.name = self.name or (info.context or {}).get("default_name", "experiment")
-        self.data = self.data.resolved()
+        context = info.context or {}
+        self.name = self.name or context.get("default_name", "experiment")
+        self.data = self.data.resolved(context.get("config_dir"))
         self.model = model.model_copy(
             update={
                 "units": units,
@@ -167,7 +170,7 @@ class Experiment(StrictModel):
         """This experiment with `--set`-style KEY=VALUE settings applied, validated anew."""
         raw = copy.deepcopy(self._source)
         apply_overrides(raw, settings)
-        return parse_experiment(raw, default_name=self.name)
+        return parse_experiment(raw, default_name=self.name, config_dir=self._config_dir)
 
     @property
     def points(self) -> list[tuple[dict[str, Any], Experiment]]:
@@ -178,7 +181,7 @@ class Experiment(StrictModel):
         keys, points = list(self.sweep), []
         for values in itertools.product(*self.sweep.values()):
             point = dict(zip(keys, values))
-            points.append((point, _parse_one(_point_source(self._source, point), self.name)))
+            points.append((point, _parse_one(_point_source(self._source, point), self.name, self._config_dir)))
         return points
 
     @property
@@ -256,13 +259,15 @@ def load_experiment(path: str | Path, overrides: tuple[str, ...] | list[str] = (
     path = Path(path)
     raw = read_yaml(path)
     apply_overrides(raw, overrides)
-    return parse_experiment(raw, default_name=path.stem)
+    return parse_experiment(raw, default_name=path.stem, config_dir=path.resolve().parent)
 
 
-def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> Experiment:
+def parse_experiment(
+    raw: dict[str, Any], default_name: str = "experiment", config_dir: Path | None = None
+) -> Experiment:
     """Validate a raw mapping into a resolved Experiment, with every sweep point
     validated and resolved too, or raise ConfigError listing every problem."""
-    experiment = _parse_one(raw, default_name)
+    experiment = _parse_one(raw, default_name, config_dir)
     problems = claim_problems(experiment.claims, list(experiment.sweep)) + _sweep_key_problems(experiment.sweep)
     if problems:
         raise ConfigError(problems)
@@ -274,7 +279,7 @@ def parse_experiment(raw: dict[str, Any], default_name: str = "experiment") -> E
     for values in itertools.product(*experiment.sweep.values()):
         point = dict(zip(experiment.sweep, values))
         try:
-            _parse_one(_point_source(raw, point), default_name)
+            _parse_one(_point_source(raw, point), default_name, config_dir)
         except ConfigError as error:
             label = ", ".join(f"{key}={value!r}" for key, value in point.items())
             problems += [f"sweep point {label}: {problem}" for problem in error.problems]
@@ -298,15 +303,16 @@ def _point_source(raw: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
     return point_raw
 
 
-def _parse_one(raw: dict[str, Any], default_name: str) -> Experiment:
+def _parse_one(raw: dict[str, Any], default_name: str, config_dir: Path | None = None) -> Experiment:
     try:
-        experiment = Experiment.model_validate(raw, context={"default_name": default_name})
+        experiment = Experiment.model_validate(raw, context={"default_name": default_name, "config_dir": config_dir})
     except ValidationError as error:
         raise ConfigError(format_validation_errors(error, Experiment)) from None
     problems = _consistency_problems(experiment)
     if problems:
         raise ConfigError(problems)
     experiment._source = copy.deepcopy(raw)
+    experiment._config_dir = config_dir
     return experiment
 
 
@@ -377,9 +383,11 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
             "train.reset: sequence needs sequences longer than one window (data.sequence_length "
             "a multiple of data.timesteps, above it); use epoch, never or batch"
         )
-    if "wide_window" in experiment.variants and (experiment.per_step_targets or experiment.windows_per_sequence > 1):
+    if "wide_window" in experiment.variants and (
+        experiment.per_step_targets or experiment.windows_per_sequence > 1 or not data.wide_window
+    ):
         problems.append(
-            "variants: wide_window predicts one label per window; it cannot be used with "
-            "per-step targets (lag_copy) or data.sequence_length"
+            f"variants: wide_window predicts one label per window from the window before it; it cannot be used "
+            f"with task {data.task}, per-step targets or data.sequence_length"
         )
     return problems + data.problems(train.batch_size)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .atomic import write_atomic
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when a record's fields or their meaning change."""
 FINISHED = ("ok", "diverged")
 
@@ -30,6 +30,11 @@ class EpochResult:
     test_accuracy: float
     seconds: float
     """Wall time of the epoch's training, evaluation excluded."""
+    test_rmse: float = math.nan
+    """Forecasting tasks: RMSE of the walk-forward forecasts, in the series' units."""
+    forecasts: tuple[float, ...] = ()
+    """Forecasting tasks: the walk-forward forecasts, in the series' units (the run
+    keeps only the last epoch's, in RunResult.forecasts)."""
 
 
 @dataclass
@@ -53,6 +58,11 @@ class RunResult:
     """Wall time of the whole run."""
     peak_memory_mb: float | None = None
     """The process's peak memory, for runs isolated in their own process only."""
+    forecasts: list[float] = field(default_factory=list)
+    """Forecasting tasks: the final epoch's walk-forward forecasts, in the series' units."""
+    baselines: dict[str, float] = field(default_factory=dict)
+    """Forecasting tasks: the persistence forecast's RMSE (persistence_rmse), the same
+    for every seed."""
 
     @property
     def finished(self) -> bool:

@@ -119,7 +119,12 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
             _row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
             for v in verdicts
         ]
-    for name, draw in (("curves", plot_curves), ("sweep", plot_sweep)):
+    for name, draw in (
+        ("curves", plot_curves),
+        ("sweep", plot_sweep),
+        ("forecasts", plot_forecasts),
+        ("rmse", plot_rmse),
+    ):
         path = plots / f"{experiment.name}-{name}.png"
         if draw(config, path):
             lines += ["", f"![{experiment.name} {name}](plots/{path.name})"]
@@ -219,6 +224,59 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
         axes.set_xlabel(over)
         axes.set_ylabel(label)
         axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def plot_forecasts(config: ConfigResults, path: Path) -> bool:
+    """The test part: actual values, the persistence forecast, and each variant's
+    final walk-forward forecasts (mean over seeds, 95% band), a panel per sweep point."""
+    forecasts, experiment = config.forecasts, config.experiment
+    if forecasts is None or forecasts.empty:
+        return False
+    keys = list(experiment.sweep)
+    points = list(forecasts.groupby(keys, sort=False)) if keys else [((), forecasts)]
+    figure, panels = plt.subplots(1, len(points), figsize=(5.2 * len(points), 4), squeeze=False, sharey=True)
+    for axes, (point, at_point) in zip(panels[0], points):
+        first = at_point[at_point["seed"] == at_point["seed"].iloc[0]]
+        first = first[first["variant"] == first["variant"].iloc[0]]
+        axes.plot(first["step"], first["actual"], color="black", marker="o", label="actual")
+        axes.plot(first["step"], first["persistence"], color="grey", linestyle="--", label="persistence")
+        for index, (variant, group) in enumerate(at_point.groupby("variant", sort=False)):
+            per_step = group.groupby("step")["forecast"]
+            means = per_step.mean()
+            bands = np.array([confidence_interval(values.to_numpy()) for _, values in per_step])
+            axes.plot(means.index, means.to_numpy(), color=f"C{index}", marker=".", label=f"{variant} (mean)")
+            if not np.isnan(bands).all():
+                axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=f"C{index}", alpha=0.2)
+        point = point if isinstance(point, tuple) else (point,)
+        axes.set_title(_group_label(keys, point) if keys else experiment.name, fontsize="small")
+        axes.set_xlabel("test step (walk-forward)")
+    panels[0][0].set_ylabel("value (series units)")
+    panels[0][0].legend(fontsize="small")
+    figure.suptitle(f"{experiment.name}: final-epoch forecasts\nover seeds (mean, 95% CI band)", fontsize="medium")
+    return _save(figure, path)
+
+
+def plot_rmse(config: ConfigResults, path: Path) -> bool:
+    """Final test RMSE per sweep point and variant (mean, 95% CI), with the
+    persistence forecast's RMSE as a line."""
+    runs, experiment = config.runs, config.experiment
+    if "persistence_rmse" not in runs:
+        return False
+    keys = list(experiment.sweep)
+    ok = runs[runs["status"] == "ok"]
+    groups = list(ok.groupby([*keys, "variant"], sort=False))
+    figure, axes = plt.subplots(figsize=(max(4.8, 1.2 * len(groups)), 4))
+    for index, (_, group) in enumerate(groups):
+        values = group["test_rmse"].to_numpy(dtype=float)
+        low, high = confidence_interval(values, bounds=METRIC_RANGES["test_rmse"])
+        errors = np.nan_to_num([[values.mean() - low], [high - values.mean()]])
+        axes.errorbar([index], [values.mean()], yerr=errors, marker="o", capsize=4, color=f"C{index % 10}")
+        axes.hlines(group["persistence_rmse"].iloc[0], index - 0.4, index + 0.4, colors="grey", linestyles="--")
+    labels = [_group_label([*keys, "variant"], keys_ if isinstance(keys_, tuple) else (keys_,)) for keys_, _ in groups]
+    axes.set_xticks(range(len(groups)), labels, rotation=20, ha="right", fontsize="small")
+    axes.set_ylabel("final test RMSE (series units)")
+    axes.set_title(f"{experiment.name}: final test RMSE (mean, 95% CI)\ndashed: the persistence forecast's RMSE")
     return _save(figure, path)
 
 

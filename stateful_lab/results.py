@@ -29,11 +29,16 @@ EPOCH_COLUMNS = [
     "status",
 ]
 METRICS = ("test_accuracy", "test_loss")
+"""The final-epoch metrics every summary has; a task may add its own (TaskData.metrics)."""
+BASELINES = ("persistence_rmse",)
+"""Figures that are the same for every run of a sweep point (a forecasting task's
+persistence forecast), shown beside the metrics."""
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 # The range each metric can take; an interval is clipped to it (a t-interval on
 # accuracies near 1.00 would otherwise promise accuracies above 1).
 METRIC_RANGES = {
     "test_accuracy": (0.0, 1.0),
+    "test_rmse": (0.0, math.inf),
     "train_accuracy": (0.0, 1.0),
     "test_loss": (0.0, math.inf),
     "train_loss": (0.0, math.inf),
@@ -49,9 +54,15 @@ class ConfigResults:
     epochs: pd.DataFrame
     runs: pd.DataFrame
     summary: pd.DataFrame
+    forecasts: pd.DataFrame | None = None
+    """forecasts.csv, for a forecasting task."""
 
     @property
     def metric(self) -> str:
+        """The metric the config is judged by first: the task's own (test_rmse),
+        else accuracy for bits and loss for regression."""
+        if self.experiment.data.metrics:
+            return self.experiment.data.metrics[0]
         return "test_accuracy" if self.experiment.classification else "test_loss"
 
 
@@ -82,7 +93,8 @@ def load_folder(folder: Path) -> ConfigResults:
     except ConfigError as error:
         raise ResultsError(f"{files[0]}: not a valid config: {'; '.join(error.problems)}") from None
     tables = []
-    for path in files[1:]:
+    optional = [path for path in [folder / "forecasts.csv"] if path.exists()]
+    for path in files[1:] + optional:
         try:
             table = pd.read_csv(path)
             for key in experiment.sweep:
@@ -93,7 +105,7 @@ def load_folder(folder: Path) -> ConfigResults:
                 f"re-run the config into {folder}"
             ) from None
         tables.append(table)
-    return ConfigResults(folder, experiment, *tables)
+    return ConfigResults(folder, experiment, *tables[:3], forecasts=tables[3] if optional else None)
 
 
 def confidence_interval(
@@ -127,7 +139,7 @@ def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] 
             "n_failed": int((group["status"] == "failed").sum()),
         }
         for metric in metrics:
-            values = ok[metric].dropna().to_numpy(dtype=float)
+            values = ok[metric].dropna().to_numpy(dtype=float) if metric in ok else np.array([])
             low, high = confidence_interval(values, bounds=METRIC_RANGES[metric])
             row |= {
                 f"{metric}_mean": values.mean() if len(values) else math.nan,
@@ -136,13 +148,22 @@ def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] 
                 f"{metric}_ci_high": high,
             }
         row["epoch_seconds_median"] = float(ok["epoch_seconds"].median()) if len(ok) else math.nan
+        row |= {name: group[name].iloc[0] for name in BASELINES if name in group}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def summary_metrics(summary: pd.DataFrame) -> list[str]:
+    """The metrics a summary holds, in its column order."""
+    return [column.removesuffix("_mean") for column in summary.columns if column.endswith("_mean")]
+
+
 def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = ()) -> str:
-    """A Markdown table: mean ± std and [95% CI] of each metric per sweep point and variant."""
-    header = [*group_keys, "variant", "n"] + [f"{metric} mean ± std [95% CI]" for metric in METRICS]
+    """A Markdown table: mean ± std and [95% CI] of each metric per sweep point and
+    variant, and any baseline beside them."""
+    metrics = summary_metrics(summary)
+    baselines = [name for name in BASELINES if name in summary]
+    header = [*group_keys, "variant", "n"] + [f"{metric} mean ± std [95% CI]" for metric in metrics] + baselines
     lines = [
         f"# {title}",
         "",
@@ -153,7 +174,7 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
     ]
     for row in summary.to_dict("records"):
         cells = [str(row[key]) for key in group_keys] + [row["variant"], _count(row)]
-        for metric in METRICS:
+        for metric in metrics:
             mean = row[f"{metric}_mean"]
             if math.isnan(mean):
                 cells.append("n/a")
@@ -162,7 +183,14 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
                 f"{mean:.3f} ± {_number(row[f'{metric}_std'])} "
                 f"[{_number(row[f'{metric}_ci_low'])}, {_number(row[f'{metric}_ci_high'])}]"
             )
+        cells += [_number(row[name]) for name in baselines]
         lines.append("| " + " | ".join(cells) + " |")
+    if baselines:
+        lines += [
+            "",
+            "persistence_rmse: the RMSE of the persistence forecast (next value = last observed "
+            "value) over the same test part; it is the same for every seed.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -183,16 +211,22 @@ def write_results(
     meta: dict,
     title: str,
     group_keys: list[str],
+    metrics: tuple[str, ...] = METRICS,
+    forecasts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Write epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and meta.json."""
-    summary = summarize(runs, group_keys)
-    columns = ["config", *group_keys, *EPOCH_COLUMNS[1:]]
+    """Write epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json,
+    and forecasts.csv for a forecasting task."""
+    summary = summarize(runs, group_keys, metrics)
+    extra = [metric for metric in metrics if metric not in METRICS]
+    columns = ["config", *group_keys, *EPOCH_COLUMNS[1:-2], *extra, *EPOCH_COLUMNS[-2:]]
     write_atomic(out_dir / "epochs.csv", epochs.reindex(columns=columns).to_csv(index=False, float_format="%.6g"))
     write_atomic(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.6g"))
     write_atomic(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_atomic(out_dir / "summary.md", summary_markdown(summary, title, group_keys))
     write_atomic(out_dir / "config.yaml", config_yaml)
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+    if forecasts is not None and len(forecasts):
+        write_atomic(out_dir / "forecasts.csv", forecasts.to_csv(index=False, float_format="%.6g"))
     return summary
 
 
@@ -202,7 +236,7 @@ def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.
     epoch_rows, run_rows = [], []
     for result in results:
         base = {"config": config, **result.point, "variant": result.variant, "seed": result.seed}
-        epochs = [asdict(epoch) for epoch in result.epochs]
+        epochs = [{key: value for key, value in asdict(epoch).items() if key != "forecasts"} for epoch in result.epochs]
         for epoch in epochs:
             epoch_rows.append(base | epoch | {"status": result.status})
         if result.status == "failed":
@@ -215,6 +249,8 @@ def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.
                 "status": result.status,
                 "epochs": len(epochs),
                 **{name: final.get(name, math.nan) for name in FINAL_METRICS},
+                **({"test_rmse": final.get("test_rmse", math.nan)} if result.baselines else {}),
+                **result.baselines,
                 # epoch 0 includes tracing and compilation: the cost per epoch is the later ones
                 "epoch_seconds": float(pd.Series(later).median()),
                 "peak_memory_mb": result.peak_memory_mb,
@@ -249,3 +285,23 @@ def epoch_tables(results: list[RunResult]) -> list[str]:
 
 def _cell(value: float) -> str:
     return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def forecast_table(config: str, results: Iterable[tuple[RunResult, object]]) -> pd.DataFrame:
+    """forecasts.csv rows: each run's final walk-forward forecasts beside the
+    actual values and the persistence forecast, one row per test step. `results`
+    pairs each run with its sweep point's ForecastSet."""
+    rows = []
+    for result, forecast in results:
+        base = {"config": config, **result.point, "variant": result.variant, "seed": result.seed}
+        for step, value in enumerate(result.forecasts):
+            rows.append(
+                base
+                | {
+                    "step": step,
+                    "actual": forecast.actual[step],
+                    "forecast": value,
+                    "persistence": forecast.previous[step],
+                }
+            )
+    return pd.DataFrame(rows)

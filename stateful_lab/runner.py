@@ -20,7 +20,7 @@ from .atomic import remove_temporaries
 from .config import Experiment
 from .console import LineProgress
 from .records import RunResult, UnitStore
-from .results import epoch_tables, tables, write_results
+from .results import METRICS, epoch_tables, forecast_table, tables, write_results
 from .unit import Unit, plan_units, run_unit
 
 
@@ -115,8 +115,20 @@ def _run_holding_the_lock(
         "diverged": diverged,
         "failed": failed,
     }
+    metrics = (*METRICS, *experiment.data.metrics)
+    forecasts = forecast_table(
+        experiment.name, [(result, unit.experiment.data.forecast_set()) for unit, result in zip(units, results)]
+    )
     summary = write_results(
-        out_dir, epochs, runs, experiment.to_yaml(), meta, title=experiment.name, group_keys=list(experiment.sweep)
+        out_dir,
+        epochs,
+        runs,
+        experiment.to_yaml(),
+        meta,
+        title=experiment.name,
+        group_keys=list(experiment.sweep),
+        metrics=metrics,
+        forecasts=forecasts,
     )
     return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
 

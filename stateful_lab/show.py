@@ -17,7 +17,15 @@ import pandas as pd
 from .results import METRICS, ConfigResults, load_results, summarize
 
 FORMATS = ("table", "md", "csv", "json")
-SHOWABLE_METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss", "epoch_seconds", "peak_memory_mb")
+SHOWABLE_METRICS = (
+    "test_accuracy",
+    "test_loss",
+    "test_rmse",
+    "train_accuracy",
+    "train_loss",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
 
 
 def show_table(

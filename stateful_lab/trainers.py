@@ -32,6 +32,7 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, vari
     through the stateful layers mid-training."""
     train = experiment.train
     callbacks = _reset_callbacks(model, experiment.batches_between_resets)
+    forecaster = EagerForecaster(experiment, variant, dataset)
     for epoch in range(train.epochs):
         if train.reset == "epoch" or epoch == 0:
             reset_states(model)
@@ -54,6 +55,7 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, vari
             test_loss=test["loss"],
             test_accuracy=test.get("accuracy", math.nan),
             seconds=seconds,
+            **forecaster(model),
         )
 
 
@@ -74,6 +76,37 @@ def evaluate(model: keras.Model, dataset: Dataset, experiment: Experiment) -> di
     )
     set_states(model, saved)
     return {name: float(value) for name, value in result.items()}
+
+
+class EagerForecaster:
+    """Walk-forward forecasts after each epoch, in plain Keras calls (the fit and
+    train_on_batch trainers): through a batch-1 twin with the model's weights, its
+    state primed on the training inputs (if the task says so) and reset after each
+    forecast (if it says so). Gives {} for tasks that do not forecast."""
+
+    def __init__(self, experiment: Experiment, variant: str, dataset: Dataset):
+        self.forecast, self.data = dataset.forecast, experiment.data
+        self.twin = build_model(experiment, variant, 1, seed=0) if self.forecast is not None else None
+
+    def __call__(self, model: keras.Model) -> dict:
+        if self.forecast is None:
+            return {}
+        self.twin.set_weights(model.get_weights())
+        reset_states(self.twin)
+        if self.data.prime and stateful_layers(self.twin):
+            for window in self.forecast.x_prime:
+                self.twin(window[None], training=False)
+        predictions = []
+        for window in self.forecast.x_test:
+            predictions.append(float(self.twin(window[None], training=False)[0, 0]))
+            if self.data.forecast_reset == "each":
+                reset_states(self.twin)
+        return _scored(self.forecast, np.array(predictions))
+
+
+def _scored(forecast, predictions: np.ndarray) -> dict:
+    forecasts = forecast.invert(predictions)
+    return {"test_rmse": forecast.rmse(forecasts), "forecasts": tuple(float(value) for value in forecasts)}
 
 
 class _ResetEvery(keras.callbacks.Callback):
@@ -101,6 +134,7 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
     (batches are equal in size, so it equals fit's sample-weighted mean)."""
     train = experiment.train
     every = experiment.batches_between_resets
+    forecaster = EagerForecaster(experiment, variant, dataset)
     for epoch in range(train.epochs):
         if train.reset == "epoch" or epoch == 0:
             reset_states(model)
@@ -120,6 +154,7 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
             test_loss=test["loss"],
             test_accuracy=test.get("accuracy", math.nan),
             seconds=seconds,
+            **forecaster(model),
         )
 
 
@@ -140,6 +175,7 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, var
     compiled.load_initial_weights(model)
     x_train, y_train = compiled.batches(dataset.x_train, dataset.y_train)
     x_test, y_test = compiled.batches(dataset.x_test, dataset.y_test)
+    forecast_inputs = compiled.forecast_inputs(dataset.forecast)
     for epoch in range(train.epochs):
         if train.reset == "epoch" or epoch == 0:
             reset_states(compiled.model)
@@ -154,6 +190,7 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, var
             test_loss,
             test_accuracy if compiled.classification else math.nan,
             seconds,
+            **compiled.forecasts(forecast_inputs, dataset.forecast),
         )
     model.set_weights(compiled.model.get_weights())
 
@@ -191,6 +228,13 @@ class CompiledLoop:
         self.loss = self.model.loss
         self.train_epoch = tf.function(self._train_epoch, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
+        data = experiment.data
+        self.prime, self.reset_each_forecast = (
+            getattr(data, "prime", False),
+            getattr(data, "forecast_reset", "") == "each",
+        )
+        self.twin = build_model(experiment, variant, 1, seed=0) if data.forecast_set() is not None else None
+        self.forecast = tf.function(self._forecast, jit_compile=True)
 
     def load_initial_weights(self, model: keras.Model) -> None:
         """Start like a freshly built model: its weights, zero optimizer slots."""
@@ -207,6 +251,37 @@ class CompiledLoop:
             tf.constant(x.reshape(batches, self.batch_size, *x.shape[1:])),
             tf.constant(y.reshape(batches, self.batch_size, *y.shape[1:])),
         )
+
+    def forecast_inputs(self, forecast) -> tuple[tf.Tensor, tf.Tensor] | None:
+        if forecast is None:
+            return None
+        return tf.constant(forecast.x_prime[:, None]), tf.constant(forecast.x_test[:, None])
+
+    def forecasts(self, inputs: tuple[tf.Tensor, tf.Tensor] | None, forecast) -> dict:
+        """Walk-forward forecasts from the trained weights, as EagerForecaster makes
+        them, in one compiled call; {} for tasks that do not forecast."""
+        if inputs is None:
+            return {}
+        return _scored(forecast, self.forecast(*inputs).numpy())
+
+    def _forecast(self, x_prime, x_test):
+        """The batch-1 twin takes the trained weights and a zero state, reads the
+        training inputs if priming, then forecasts each test window in turn."""
+        for twin_weight, weight in zip(self.twin.weights, self.model.weights, strict=True):
+            twin_weight.assign(weight)
+        twin_states = [variable for layer in stateful_layers(self.twin) for variable in layer.states]
+        for variable in twin_states:
+            variable.assign(tf.zeros_like(variable))
+        if self.prime and twin_states:
+            for index in tf.range(tf.shape(x_prime)[0]):
+                self.twin(x_prime[index], training=False)
+        predictions = tf.TensorArray(tf.float32, size=tf.shape(x_test)[0])
+        for index in tf.range(tf.shape(x_test)[0]):
+            predictions = predictions.write(index, self.twin(x_test[index], training=False)[0, 0])
+            if self.reset_each_forecast:
+                for variable in twin_states:
+                    variable.assign(tf.zeros_like(variable))
+        return predictions.stack()
 
     def _states(self) -> list[tf.Variable]:
         return [variable for layer in stateful_layers(self.model) for variable in layer.states]

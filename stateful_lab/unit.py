@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -103,10 +103,13 @@ def _run_here(unit: Unit, threads: int | None = None) -> RunResult:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size
         dataset = for_variant(make_dataset(experiment.data, batch, unit.seed), unit.variant, batch)
         result.notes = list(dataset.notes)
+        if dataset.forecast is not None:
+            result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
         seed_everything(unit.seed)
         model = build_model(experiment, unit.variant, batch, seed=unit.seed)
         for epoch in TRAINERS[experiment.train.trainer](model, experiment, dataset, unit.variant):
-            result.epochs.append(epoch)
+            result.forecasts = list(epoch.forecasts)  # the last epoch's are kept, once
+            result.epochs.append(replace(epoch, forecasts=()))
             if not (math.isfinite(epoch.train_loss) and math.isfinite(epoch.test_loss)):
                 result.status = "diverged"  # stop early: nothing after a NaN is worth training
                 break

@@ -28,7 +28,8 @@ def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
     experiment = smoke_experiment(name)
     swept = list(experiment.sweep)
     epochs = pd.read_csv(tmp_path / "epochs.csv")
-    assert list(epochs.columns) == ["config", *swept, *EPOCH_COLUMNS[1:]]
+    extra = list(experiment.data.metrics)
+    assert list(epochs.columns) == ["config", *swept, *EPOCH_COLUMNS[1:-2], *extra, *EPOCH_COLUMNS[-2:]]
     runs = pd.read_csv(tmp_path / "runs.csv")
     expected_runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
     assert len(runs) == expected_runs
@@ -37,6 +38,10 @@ def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
     assert runs["peak_memory_mb"].notna().all() == experiment.train.isolate
     assert set(epochs["status"]) == {"ok"}
     assert epochs["train_loss"].notna().all() and epochs["test_loss"].notna().all()
+    if experiment.data.forecast_set() is not None:  # a forecasting task: its forecasts and the baseline
+        forecasts = pd.read_csv(tmp_path / "forecasts.csv")
+        assert len(forecasts) == expected_runs * experiment.data.test_size
+        assert epochs["test_rmse"].notna().all() and (pd.read_csv(tmp_path / "runs.csv")["persistence_rmse"] > 0).all()
     if experiment.classification:
         assert epochs["test_accuracy"].between(0, 1).all()
     else:

@@ -185,6 +185,13 @@ OTHER_VALUES = {
     "data.target": ("random_series", "noise", []),
     "data.stream_length": ("lag_copy", 500, []),
     "data.lag": ("lag_copy", 3, []),
+    "data.series": ("forecast", "airline", []),
+    "data.csv": ("forecast", "{tmp}/b.csv", ["data.csv={tmp}/a.csv", "data.column=value"]),
+    "data.column": ("forecast", "other", ["data.csv={tmp}/a.csv", "data.column=value"]),
+    "data.difference": ("forecast", 0, []),
+    "data.test_size": ("forecast", 6, []),
+    "data.prime": ("forecast", False, []),
+    "data.forecast_reset": ("forecast", "each", []),
     "model.units": ("first_timestep", 4, []),
     "model.layers": ("first_timestep", 2, []),
     "model.output_activation": ("first_timestep", "tanh", []),
@@ -216,7 +223,7 @@ def test_every_config_key_has_another_value_to_try():
 
 
 @pytest.mark.parametrize("key", sorted(OTHER_VALUES))
-def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key):
+def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key, tmp_path):
     """Only the experiment's name, description, seeds, sweep, claims and variants
     list, and the task's declared data values, may share a compiled function;
     every other key, including any added later, must key a new one."""
@@ -224,6 +231,10 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key)
     from stateful_lab.tasks import TASKS
 
     task, value, context = OTHER_VALUES[key]
+    for name in ("a.csv", "b.csv"):  # two copies of one series, for the CSV keys
+        (tmp_path / name).write_text("value,other\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(40)))
+    value = str(value).replace("{tmp}", str(tmp_path))
+    context = [item.replace("{tmp}", str(tmp_path)) for item in context]
     base = parse_experiment({"data": {"task": task}}).override(*context)
     changed = base.override(f"{key}={value}")
     shares = key in RUN_LEVEL_KEYS or key.removeprefix("data.") in TASKS[task].value_keys

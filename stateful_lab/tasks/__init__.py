@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..batching import cut_sequences, join_previous_window, trim_to_batches
-from . import collocated, first_timestep, lag_copy, random_series  # noqa: F401  (registers them)
+from . import collocated, first_timestep, forecast, lag_copy, random_series  # noqa: F401  (registers them)
 from .base import TASKS, TaskData
+from .forecast import ForecastSet
 
 DEFAULT_TASK = "first_timestep"
 """The task of a config whose `data:` section names none."""
@@ -31,6 +32,8 @@ class Dataset:
     """The run's seed, which also orders any shuffling."""
     notes: tuple[str, ...] = ()
     """What was dropped or left out, for the console."""
+    forecast: ForecastSet | None = None
+    """For a forecasting task: what walk-forward forecasts need (untrimmed)."""
 
 
 def make_dataset(data: TaskData, batch_size: int, seed: int) -> Dataset:
@@ -50,7 +53,7 @@ def make_dataset(data: TaskData, batch_size: int, seed: int) -> Dataset:
         x_train, y_train = cut_sequences(x_train, y_train, data.timesteps, batch_size)
         x_test, y_test = cut_sequences(x_test, y_test, data.timesteps, batch_size)
     notes += data.notes(len(x_train), batch_size)
-    return Dataset(x_train, y_train, x_test, y_test, seed, tuple(notes))
+    return Dataset(x_train, y_train, x_test, y_test, seed, tuple(notes), data.forecast_set())
 
 
 def for_variant(dataset: Dataset, variant: str, batch_size: int) -> Dataset:

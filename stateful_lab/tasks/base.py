@@ -8,6 +8,7 @@ no task itself.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +33,10 @@ class TaskData(StrictModel):
     """Bit targets scored by accuracy (True) or real-valued targets scored by loss alone."""
     per_step_targets: ClassVar[bool] = False
     """The model predicts every time step, not one value per window."""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    """Per-epoch metrics of this task beyond the losses and accuracies (forecast: test_rmse)."""
+    wide_window: ClassVar[bool] = True
+    """Whether the wide_window variant (the previous window joined in front) makes sense."""
     value_keys: ClassVar[frozenset[str]] = frozenset()
     """Keys that change only the values of the arrays, never a shape or anything the
     model or optimizer is built from; runs that differ only in these may share one
@@ -42,8 +47,9 @@ class TaskData(StrictModel):
         """Consecutive windows that make one sample sequence (1: a sample is a window)."""
         return 1
 
-    def resolved(self) -> TaskData:
-        """This section with every default that depends on other keys filled in."""
+    def resolved(self, config_dir: Path | None = None) -> TaskData:
+        """This section with every default that depends on other keys filled in;
+        file paths are relative to `config_dir`, the config file's folder."""
         return self
 
     def problems(self, batch_size: int) -> list[str]:
@@ -54,6 +60,11 @@ class TaskData(StrictModel):
         """x_train, y_train, x_test, y_test in feeding order (row k*B + i is lane i
         of batch k), train drawn first."""
         raise NotImplementedError
+
+    def forecast_set(self):
+        """What walk-forward forecasting needs (tasks.forecast.ForecastSet), for a
+        forecasting task; None for the others."""
+        return None
 
     def notes(self, train_windows: int, batch_size: int) -> list[str]:
         """What the console should say about how the data was cut."""

@@ -26,7 +26,7 @@ class FirstTimestep(SampleTask):
     def windows_per_sequence(self) -> int:
         return self.sequence_length // self.timesteps
 
-    def resolved(self) -> FirstTimestep:
+    def resolved(self, config_dir=None) -> FirstTimestep:
         return self.model_copy(update={"sequence_length": self.sequence_length or self.timesteps})
 
     def problems(self, batch_size: int) -> list[str]:
