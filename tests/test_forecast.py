@@ -138,3 +138,14 @@ def test_a_csv_path_is_relative_to_the_config_file(tmp_path):
     assert f"csv: {tmp_path / 'data' / 'mine.csv'}" in result.output
     with pytest.raises(ConfigError, match="give one source"):
         parse_experiment({"data": {"task": "forecast", "series": "airline", "csv": "x.csv", "column": "v"}})
+
+
+def test_the_readme_example_runs(tmp_path):
+    from .conftest import ROOT
+
+    config = ROOT / "examples" / "visitors.yaml"
+    result = CliRunner().invoke(
+        main, ["run", str(config), "--seeds", "2", "--set", "train.epochs=3", "--out", str(tmp_path), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "persistence_rmse" in result.output and (tmp_path / "forecasts.csv").exists()
