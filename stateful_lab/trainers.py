@@ -85,7 +85,7 @@ class EagerForecaster:
     forecast (if it says so). Gives {} for tasks that do not forecast."""
 
     def __init__(self, experiment: Experiment, variant: str, dataset: Dataset):
-        self.forecast, self.data = dataset.forecast, experiment.data
+        self.forecast = dataset.forecast
         self.twin = build_model(experiment, variant, 1, seed=0) if self.forecast is not None else None
 
     def __call__(self, model: keras.Model) -> dict:
@@ -93,13 +93,13 @@ class EagerForecaster:
             return {}
         self.twin.set_weights(model.get_weights())
         reset_states(self.twin)
-        if self.data.prime and stateful_layers(self.twin):
+        if self.forecast.prime and stateful_layers(self.twin):
             for window in self.forecast.x_prime:
                 self.twin(window[None], training=False)
         predictions = []
         for window in self.forecast.x_test:
             predictions.append(float(self.twin(window[None], training=False)[0, 0]))
-            if self.data.forecast_reset == "each":
+            if self.forecast.reset_each:
                 reset_states(self.twin)
         return _scored(self.forecast, np.array(predictions))
 
@@ -228,12 +228,9 @@ class CompiledLoop:
         self.loss = self.model.loss
         self.train_epoch = tf.function(self._train_epoch, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
-        data = experiment.data
-        self.prime, self.reset_each_forecast = (
-            getattr(data, "prime", False),
-            getattr(data, "forecast_reset", "") == "each",
-        )
-        self.twin = build_model(experiment, variant, 1, seed=0) if data.forecast_set() is not None else None
+        # A forecasting task's regime (priming, resets) is traced into the forecast function.
+        self.regime = experiment.data.forecast_set()
+        self.twin = build_model(experiment, variant, 1, seed=0) if self.regime is not None else None
         self.forecast = tf.function(self._forecast, jit_compile=True)
 
     def load_initial_weights(self, model: keras.Model) -> None:
@@ -272,13 +269,13 @@ class CompiledLoop:
         twin_states = [variable for layer in stateful_layers(self.twin) for variable in layer.states]
         for variable in twin_states:
             variable.assign(tf.zeros_like(variable))
-        if self.prime and twin_states:
+        if self.regime.prime and twin_states:
             for index in tf.range(tf.shape(x_prime)[0]):
                 self.twin(x_prime[index], training=False)
         predictions = tf.TensorArray(tf.float32, size=tf.shape(x_test)[0])
         for index in tf.range(tf.shape(x_test)[0]):
             predictions = predictions.write(index, self.twin(x_test[index], training=False)[0, 0])
-            if self.reset_each_forecast:
+            if self.regime.reset_each:
                 for variable in twin_states:
                     variable.assign(tf.zeros_like(variable))
         return predictions.stack()

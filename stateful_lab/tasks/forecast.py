@@ -52,6 +52,10 @@ class ForecastSet:
     high: float
     """The training part's range, which maps to [-1, 1]."""
     difference: int
+    prime: bool
+    """Run x_prime through a stateful model before the first forecast."""
+    reset_each: bool
+    """Reset a stateful model's state after every forecast."""
 
     def invert(self, predictions: np.ndarray) -> np.ndarray:
         """Scaled (and differenced) predictions back in the series' units."""
@@ -154,6 +158,8 @@ class Forecast(TaskData):
             low=low,
             high=high,
             difference=self.difference,
+            prime=self.prime,
+            reset_each=self.forecast_reset == "each",
         )
         return windows[train], scaled[targets[train]], windows[test], scaled[targets[test]], forecast
 
