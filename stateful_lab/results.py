@@ -97,8 +97,8 @@ def load_folder(folder: Path) -> ConfigResults:
     for path in files[1:] + optional:
         try:
             table = pd.read_csv(path)
-            for key in experiment.sweep:
-                table[key] = table[key].map(lambda value, key=key: experiment.typed(key, value))
+            for key in experiment.sweep:  # each distinct value typed once: epochs.csv can hold 100k rows
+                table[key] = table[key].map({value: experiment.typed(key, value) for value in table[key].unique()})
         except (OSError, ValueError, KeyError, pd.errors.ParserError) as error:
             raise ResultsError(
                 f"{path}: cannot be read as a result table ({type(error).__name__}: {error}); "
