@@ -98,7 +98,7 @@ class BarProgress(LineProgress):
     estimated time left, diverged and failed counts. The lab's own lines print
     above it."""
 
-    def __init__(self, echo: Callable[[str], None] | None = None, quiet: bool = False):
+    def __init__(self, quiet: bool = False):
         from rich.console import Console
         from rich.progress import (
             BarColumn,

@@ -10,6 +10,7 @@ its activations kept for backprop.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .config import Experiment
@@ -65,8 +66,6 @@ def available_memory_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

@@ -230,7 +230,9 @@ def write_results(
     return summary
 
 
-def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables(
+    config: str, results: Iterable[RunResult], metrics: tuple[str, ...] = METRICS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """epochs.csv rows (one per run and epoch) and runs.csv rows (one per run,
     with its final-epoch figures, median epoch time and peak memory)."""
     epoch_rows, run_rows = [], []
@@ -248,8 +250,7 @@ def tables(config: str, results: Iterable[RunResult]) -> tuple[pd.DataFrame, pd.
             | {
                 "status": result.status,
                 "epochs": len(epochs),
-                **{name: final.get(name, math.nan) for name in FINAL_METRICS},
-                **({"test_rmse": final.get("test_rmse", math.nan)} if result.baselines else {}),
+                **{name: final.get(name, math.nan) for name in dict.fromkeys((*FINAL_METRICS, *metrics))},
                 **result.baselines,
                 # epoch 0 includes tracing and compilation: the cost per epoch is the later ones
                 "epoch_seconds": float(pd.Series(later).median()),

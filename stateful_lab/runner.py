@@ -100,7 +100,8 @@ def _run_holding_the_lock(
         progress.close()
 
     results = [store.load(unit.key) for unit in units]
-    epochs, runs = tables(experiment.name, results)
+    metrics = (*METRICS, *experiment.data.metrics)
+    epochs, runs = tables(experiment.name, results, metrics)
     diverged = [result.label for result in results if result.status == "diverged"]
     failed = [result.label for result in results if result.status == "failed"]
     if not quiet:
@@ -115,7 +116,6 @@ def _run_holding_the_lock(
         "diverged": diverged,
         "failed": failed,
     }
-    metrics = (*METRICS, *experiment.data.metrics)
     forecasts = forecast_table(
         experiment.name, [(result, unit.experiment.data.forecast_set()) for unit, result in zip(units, results)]
     )

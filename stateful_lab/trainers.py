@@ -266,9 +266,8 @@ class CompiledLoop:
         training inputs if priming, then forecasts each test window in turn."""
         for twin_weight, weight in zip(self.twin.weights, self.model.weights, strict=True):
             twin_weight.assign(weight)
-        twin_states = [variable for layer in stateful_layers(self.twin) for variable in layer.states]
-        for variable in twin_states:
-            variable.assign(tf.zeros_like(variable))
+        twin_states = _state_variables(self.twin)
+        _zero(twin_states)
         if self.regime.prime and twin_states:
             for index in tf.range(tf.shape(x_prime)[0]):
                 self.twin(x_prime[index], training=False)
@@ -276,19 +275,15 @@ class CompiledLoop:
         for index in tf.range(tf.shape(x_test)[0]):
             predictions = predictions.write(index, self.twin(x_test[index], training=False)[0, 0])
             if self.regime.reset_each:
-                for variable in twin_states:
-                    variable.assign(tf.zeros_like(variable))
+                _zero(twin_states)
         return predictions.stack()
-
-    def _states(self) -> list[tf.Variable]:
-        return [variable for layer in stateful_layers(self.model) for variable in layer.states]
 
     def _reset_inside_epoch(self, index) -> None:
         """Zero the state before every `reset_every`-th batch, branch-free so XLA
         keeps the loop as one kernel sequence."""
         if self.reset_every:
             keep = tf.cast(index % self.reset_every != 0, tf.float32)
-            for variable in self._states():
+            for variable in _state_variables(self.model):
                 variable.assign(variable * keep)
 
     def _step_figures(self, y_true, y_pred):
@@ -316,10 +311,9 @@ class CompiledLoop:
     def _evaluate(self, x_batches, y_batches):
         """The test set in order from a reset state; the training state is put
         back afterwards, so evaluation never changes training."""
-        states = self._states()
+        states = _state_variables(self.model)
         saved = [tf.identity(variable) for variable in states]
-        for variable in states:
-            variable.assign(tf.zeros_like(variable))
+        _zero(states)
         batches = tf.shape(x_batches)[0]
         loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
         for index in tf.range(batches):
@@ -331,6 +325,15 @@ class CompiledLoop:
             variable.assign(value)
         count = tf.cast(batches, tf.float32)
         return loss_sum / count, correct_sum / count
+
+
+def _state_variables(model: keras.Model) -> list[tf.Variable]:
+    return [variable for layer in stateful_layers(model) for variable in layer.states]
+
+
+def _zero(variables: list[tf.Variable]) -> None:
+    for variable in variables:
+        variable.assign(tf.zeros_like(variable))
 
 
 TRAINERS = {"fit": train_fit, "train_on_batch": train_on_batch, "loop": train_loop}
