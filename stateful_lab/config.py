@@ -13,6 +13,7 @@ import copy
 import difflib
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -178,11 +179,13 @@ class Experiment(StrictModel):
         one point, {} and the experiment itself, without a sweep."""
         if not self.sweep:
             return [({}, self)]
-        keys, points = list(self.sweep), []
+        return [(point, _parse_one(source, self.name, self._config_dir)) for point, source in self._point_sources()]
+
+    def _point_sources(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each sweep point with the mapping it is validated from."""
         for values in itertools.product(*self.sweep.values()):
-            point = dict(zip(keys, values))
-            points.append((point, _parse_one(_point_source(self._source, point), self.name, self._config_dir)))
-        return points
+            point = dict(zip(self.sweep, values))
+            yield point, _point_source(self._source, point)
 
     @property
     def seed_list(self) -> list[int]:
@@ -276,10 +279,9 @@ def parse_experiment(
         expect.select = {key: experiment.typed(key, value) for key, value in expect.select.items()}
         if expect.versus is not None:
             expect.versus = {key: experiment.typed(key, value) for key, value in expect.versus.items()}
-    for values in itertools.product(*experiment.sweep.values()):
-        point = dict(zip(experiment.sweep, values))
+    for point, source in experiment._point_sources():
         try:
-            _parse_one(_point_source(raw, point), default_name, config_dir)
+            _parse_one(source, experiment.name, config_dir)
         except ConfigError as error:
             label = ", ".join(f"{key}={value!r}" for key, value in point.items())
             problems += [f"sweep point {label}: {problem}" for problem in error.problems]
