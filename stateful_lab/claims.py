@@ -1,10 +1,18 @@
-"""Evaluate a config's claims against its runs: a verdict, the numbers behind it,
-and the rule that decided it.
+"""Judge claims against runs: a verdict, the numbers behind it, the test that
+decided it, and its raw and Holm-adjusted p-values.
 
-Differences rest on Welch's t-test (two-sided, p < 0.05, in the claimed
-direction), never on means alone; "alike" means the 95% Welch interval of the
-difference lies within ±margin. Threshold tests compare the mean, and report its
-95% interval beside it.
+Each claim is first assessed on its own (stats.py picks the test and the
+bootstrap interval); then the p-values of every claim judged together (a
+report) are Holm-adjusted, and each verdict is decided on its adjusted p-value:
+
+- supported: the claim's test is significant after the adjustment, in the
+  claimed direction, and the 95% interval clears the claim's min_difference;
+- not supported: the 95% interval rules out any effect that matters in the
+  claimed direction (the opposite direction, or inside ±min_difference);
+- inconclusive: neither.
+
+The adjustment guards against false "supported"; "not supported" rests on the
+interval alone.
 """
 
 from __future__ import annotations
@@ -14,47 +22,110 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .claimspec import Claim
-from .results import METRIC_RANGES, confidence_interval
+from . import stats
+from .claimspec import HIGHER_IS_BETTER, Claim
 
-ALPHA = 0.05
-VERDICTS = {"claim": ("supported", "not supported"), "result": ("reproduced", "not reproduced")}
+ALPHA = stats.ALPHA
+WORDS = {
+    "claim": {"yes": "supported", "no": "not supported"},
+    "result": {"yes": "reproduced", "no": "not reproduced"},
+}
 
 
 @dataclass(frozen=True)
 class Verdict:
     claim: Claim
-    passed: bool | None
-    """None when there were no finished runs to judge."""
+    outcome: str
+    """yes, no, inconclusive, or no data (no finished runs to judge)."""
     numbers: str
     rule: str
+    test: str = ""
+    """The test whose p-value decided (stats.py's names), or what decided instead."""
+    p_value: float = math.nan
+    """Raw p-value of the claim's test."""
+    p_adjusted: float = math.nan
+    """Holm-adjusted over the claims judged together."""
 
     @property
     def word(self) -> str:
-        if self.passed is None:
-            return "no data"
-        yes, no = VERDICTS[self.claim.kind]
-        return yes if self.passed else no
+        if self.outcome in ("inconclusive", "no data"):
+            return self.outcome
+        return WORDS[self.claim.kind][self.outcome]
+
+    @property
+    def passed(self) -> bool | None:
+        """True when supported, False when not, None when inconclusive or no data."""
+        return {"yes": True, "no": False}.get(self.outcome)
 
 
-def evaluate_claim(claim: Claim, runs: pd.DataFrame) -> Verdict:
-    """Judge one claim on a runs table (one row per run, as runs.csv)."""
+@dataclass(frozen=True)
+class _Finding:
+    """A claim assessed alone: its test's raw p-value and how the verdict follows
+    from the adjusted one."""
+
+    claim: Claim
+    numbers: str
+    rule: str
+    test: str = ""
+    p_value: float = math.nan
+    supportable: bool = False
+    """The estimate lies where the claim says (direction, interval beyond the size)."""
+    refuted: bool = False
+    """The interval rules out an effect that matters in the claimed direction."""
+    no_data: bool = False
+
+    def verdict(self, p_adjusted: float) -> Verdict:
+        if self.no_data:
+            outcome = "no data"
+        elif self.supportable and p_adjusted < ALPHA:
+            outcome = "yes"
+        elif self.refuted:
+            outcome = "no"
+        else:
+            outcome = "inconclusive"
+        numbers = self.numbers
+        if not math.isnan(self.p_value):
+            numbers += f"; {self.test} p={_p(self.p_value)}, Holm p={_p(p_adjusted)}"
+        return Verdict(self.claim, outcome, numbers, self.rule, self.test, self.p_value, p_adjusted)
+
+
+def evaluate_claims(judged: list[tuple[Claim, pd.DataFrame, pd.DataFrame | None]]) -> list[Verdict]:
+    """Verdicts for claims judged together, each with its runs table (one row per
+    run, as runs.csv) and epochs table (needed for seconds_to_reach, else None).
+    The p-values are Holm-adjusted across all of them."""
+    findings = [_assess(claim, runs, epochs) for claim, runs, epochs in judged]
+    adjusted = stats.holm([finding.p_value for finding in findings])
+    return [finding.verdict(p) for finding, p in zip(findings, adjusted)]
+
+
+def evaluate_claim(claim: Claim, runs: pd.DataFrame, epochs: pd.DataFrame | None = None) -> Verdict:
+    """One claim judged alone (Holm over one claim changes nothing)."""
+    return evaluate_claims([(claim, runs, epochs)])[0]
+
+
+def _assess(claim: Claim, runs: pd.DataFrame, epochs: pd.DataFrame | None) -> _Finding:
     expect = claim.expect
-    selected = _values(runs, expect.select, expect.metric)
+    ok = runs[runs["status"] == "ok"]
+    if expect.metric == "seconds_to_reach":
+        ok = _with_seconds_to_reach(ok, epochs, expect.reach)
     if expect.test == "gap_shrinks":
-        return _gap_shrinks(claim, runs)
+        return _gap_shrinks(claim, ok)
+    if expect.test == "falls_then_rises":
+        return _falls_then_rises(claim, ok)
+    selected = _per_seed(ok, expect.select, expect.metric)
     if not len(selected):
-        return Verdict(claim, None, "no finished runs match " + _describe(expect.select), "")
+        return _Finding(claim, "no finished runs match " + _describe(expect.select), "", no_data=True)
     if expect.test in ("at_least", "at_most", "between"):
         return _threshold(claim, selected)
-    other = _values(runs, expect.versus or {}, expect.metric)
+    if expect.test in ("share_at_least", "share_at_most"):
+        return _share(claim, selected)
+    other = _per_seed(ok, expect.versus or {}, expect.metric)
     if not len(other):
-        return Verdict(claim, None, "no finished runs match " + _describe(expect.versus or {}), "")
-    if expect.test in ("similar", "not_greater"):
-        return _within_margin(claim, selected, other)
-    return _differs(claim, selected, other)
+        return _Finding(claim, "no finished runs match " + _describe(expect.versus or {}), "", no_data=True)
+    if min(len(selected), len(other)) < 2:
+        return _Finding(claim, "fewer than 2 runs on a side", "", no_data=True)
+    return _two_groups(claim, selected, other)
 
 
 def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
@@ -66,101 +137,208 @@ def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
     return runs
 
 
-def _values(runs: pd.DataFrame, select: dict, metric: str) -> np.ndarray:
-    return _selected(runs[runs["status"] == "ok"], select)[metric].dropna().to_numpy(dtype=float)
+def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
+    """The selected runs' values, indexed by seed (the key that pairs two groups)."""
+    rows = _selected(runs, select)
+    return rows.set_index("seed")[metric].dropna().astype(float)
 
 
-def _threshold(claim: Claim, values: np.ndarray) -> Verdict:
+def _with_seconds_to_reach(runs: pd.DataFrame, epochs: pd.DataFrame | None, reach: float) -> pd.DataFrame:
+    """runs with seconds_to_reach: training seconds up to and including the first
+    epoch whose test accuracy is at least `reach`; a run that never reaches it
+    gets its whole training time and reached_target False."""
+    if epochs is None:
+        raise ValueError("seconds_to_reach needs the epochs table")
+    figures = {"status", "seconds", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse"}
+    keys = [column for column in runs.columns if column in epochs.columns and column not in figures]
+    rows = []
+    for _, run in epochs[epochs["status"] == "ok"].groupby(keys, sort=False, dropna=False):
+        run = run.sort_values("epoch")
+        hit = np.flatnonzero(run["test_accuracy"].to_numpy() >= reach)
+        spent = run["seconds"].cumsum().to_numpy()
+        rows.append(
+            dict(run[keys].iloc[0])
+            | {"seconds_to_reach": spent[hit[0]] if len(hit) else spent[-1], "reached_target": bool(len(hit))}
+        )
+    derived = pd.DataFrame(rows, columns=[*keys, "seconds_to_reach", "reached_target"])
+    return runs.drop(columns=["seconds_to_reach", "reached_target"], errors="ignore").merge(derived, on=keys)
+
+
+def _reached(values: pd.Series, claim: Claim) -> tuple[int, int]:
+    """How many seeds reach the claim's threshold, of how many."""
     expect = claim.expect
-    mean = values.mean()
-    low, high = confidence_interval(values, bounds=METRIC_RANGES[expect.metric])
+    if expect.metric in HIGHER_IS_BETTER:
+        return int((values >= expect.reach).sum()), len(values)
+    return int((values <= expect.reach).sum()), len(values)
+
+
+def _share_text(values: pd.Series, claim: Claim) -> str:
+    if claim.expect.reach is None or claim.expect.metric == "seconds_to_reach":
+        return ""
+    reached, total = _reached(values, claim)
+    sign = "≥" if claim.expect.metric in HIGHER_IS_BETTER else "≤"
+    return f"; {sign} {claim.expect.reach:g} in {reached}/{total} seeds"
+
+
+def _threshold(claim: Claim, values: pd.Series) -> _Finding:
+    """The mean against a fixed value: a one-sample test (t, or Wilcoxon when
+    Shapiro-Wilk rejects normality) in the claimed direction, the bootstrap
+    interval of the mean for the other outcome."""
+    expect = claim.expect
+    array = values.to_numpy()
+    test = stats.one_sample_test(array)
+    low, high = stats.mean_interval(array)
     numbers = (
-        f"{expect.metric}, {_describe(expect.select)}: mean {mean:.3f} [{_fmt(low)}, {_fmt(high)}], n={len(values)}"
+        f"{expect.metric}, {_describe(expect.select)}: mean {array.mean():.3f} [{_fmt(low)}, {_fmt(high)}], "
+        f"n={len(array)}{_share_text(values, claim)}"
     )
     if expect.test == "at_least":
-        return Verdict(claim, bool(mean >= expect.value), numbers, f"mean ≥ {expect.value}")
-    if expect.test == "at_most":
-        return Verdict(claim, bool(mean <= expect.value), numbers, f"mean ≤ {expect.value}")
-    return Verdict(claim, bool(expect.low <= mean <= expect.high), numbers, f"{expect.low} ≤ mean ≤ {expect.high}")
+        p_value = stats.one_sample_p(test, array, expect.value, "greater")
+        rule = f"mean > {expect.value:g}"
+        refuted = high < expect.value
+    elif expect.test == "at_most":
+        p_value = stats.one_sample_p(test, array, expect.value, "less")
+        rule = f"mean < {expect.value:g}"
+        refuted = low > expect.value
+    else:  # between: both one-sided tests must hold, so the larger p decides
+        p_value = max(
+            stats.one_sample_p(test, array, expect.low, "greater"),
+            stats.one_sample_p(test, array, expect.high, "less"),
+        )
+        rule = f"{expect.low:g} < mean < {expect.high:g}"
+        refuted = high < expect.low or low > expect.high
+    return _Finding(claim, numbers, f"{test}: {rule}", test, p_value, supportable=True, refuted=bool(refuted))
 
 
-def welch(first: np.ndarray, second: np.ndarray) -> tuple[float, float, float, float]:
-    """Mean difference, its 95% Welch interval, and the two-sided p-value."""
-    difference = first.mean() - second.mean()
-    var_first, var_second = first.var(ddof=1) / len(first), second.var(ddof=1) / len(second)
-    standard_error = math.sqrt(var_first + var_second)
-    if standard_error == 0:
-        return difference, difference, difference, 0.0 if difference else 1.0
-    freedom = (var_first + var_second) ** 2 / (var_first**2 / (len(first) - 1) + var_second**2 / (len(second) - 1))
-    half = stats.t.ppf(1 - ALPHA / 2, freedom) * standard_error
-    p_value = 2 * stats.t.sf(abs(difference) / standard_error, freedom)
-    return difference, difference - half, difference + half, float(p_value)
+def _share(claim: Claim, values: pd.Series) -> _Finding:
+    """The share of seeds reaching `reach` against `value`: an exact binomial test,
+    with the Clopper-Pearson interval for the other outcome."""
+    from scipy.stats import binomtest
 
-
-def _differs(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
     expect = claim.expect
-    if min(len(selected), len(other)) < 2:
-        return Verdict(claim, None, "fewer than 2 runs on a side", "")
-    difference, low, high, p_value = welch(selected, other)
-    direction = 1 if expect.test == "greater" else -1
-    passed = bool(p_value < ALPHA and difference * direction > 0)
+    reached, total = _reached(values, claim)
+    low, high = stats.share_interval(reached, total)
+    sign = "≥" if expect.metric in HIGHER_IS_BETTER else "≤"
     numbers = (
-        f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
-        f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}"
+        f"{expect.metric}, {_describe(expect.select)}: {sign} {expect.reach:g} in {reached}/{total} seeds, "
+        f"share {reached / total:.2f} [{low:.2f}, {high:.2f}]; mean {values.mean():.3f}"
     )
-    sign = ">" if direction > 0 else "<"
-    return Verdict(claim, passed, numbers, f"mean {sign} other, Welch's t-test p < {ALPHA}")
-
-
-def _within_margin(claim: Claim, selected: np.ndarray, other: np.ndarray) -> Verdict:
-    """similar: the difference's 95% interval inside ±margin; not_greater: its
-    upper end at most +margin."""
-    expect = claim.expect
-    if min(len(selected), len(other)) < 2:
-        return Verdict(claim, None, "fewer than 2 runs on a side", "")
-    difference, low, high, p_value = welch(selected, other)
-    if expect.test == "not_greater":
-        passed = bool(high <= expect.margin)
-        rule = f"95% interval of the difference below +{expect.margin}"
+    if expect.test == "share_at_least":
+        p_value = binomtest(reached, total, expect.value, alternative="greater").pvalue
+        rule, refuted = f"share > {expect.value:g}", high < expect.value
     else:
-        passed = bool(-expect.margin <= low and high <= expect.margin)
-        rule = f"95% interval of the difference within ±{expect.margin}"
-    numbers = (
-        f"{expect.metric}, {_describe(expect.select)} {selected.mean():.3f} vs {_describe(expect.versus)} "
-        f"{other.mean():.3f}: difference {difference:+.3f} [{low:+.3f}, {high:+.3f}]"
-    )
-    return Verdict(claim, passed, numbers, rule)
+        p_value = binomtest(reached, total, expect.value, alternative="less").pvalue
+        rule, refuted = f"share < {expect.value:g}", low > expect.value
+    test = "exact binomial test"
+    return _Finding(claim, numbers, f"{test}: {rule}", test, float(p_value), supportable=True, refuted=bool(refuted))
 
 
-def _gap_shrinks(claim: Claim, runs: pd.DataFrame) -> Verdict:
-    """Per seed, |selected - versus| at the smallest and the largest value of
-    `over`; the gap shrinks if it is smaller at the largest (Welch, p < 0.05)."""
+def _two_groups(claim: Claim, selected: pd.Series, other: pd.Series) -> _Finding:
     expect = claim.expect
-    ok = runs[runs["status"] == "ok"]
+    size = expect.min_difference
+    comparison, first, second = stats.compare(selected, other)
+    low, high = comparison.low, comparison.high
+    numbers = (
+        f"{expect.metric}, {_describe(expect.select)} {comparison.mean_first:.3f} vs {_describe(expect.versus)} "
+        f"{comparison.mean_second:.3f}: difference {comparison.difference:+.3f} [{_fmt(low, '+')}, {_fmt(high, '+')}]"
+        f" ({_pairing(comparison)}){_share_text(selected, claim)}"
+    )
+    test = comparison.test
+    if expect.test in ("greater", "less"):
+        sign = 1 if expect.test == "greater" else -1
+        supportable = sign * comparison.difference > 0 and (low > size if sign > 0 else high < -size)
+        refuted = high < size if sign > 0 else low > -size
+        rule = f"{test}, {'>' if sign > 0 else '<'} by more than {size:g}"
+        return _Finding(claim, numbers, rule, test, comparison.p_value, bool(supportable), bool(refuted))
+    if expect.test == "similar":  # two one-sided tests against ±size: the larger p decides
+        p_value = max(
+            stats.shifted_p(test, first, second, -size, "greater"),
+            stats.shifted_p(test, first, second, size, "less"),
+        )
+        refuted = low > size or high < -size
+        rule = f"{test}, equivalence (two one-sided tests) within ±{size:g}"
+        return _Finding(claim, numbers, rule, test, p_value, True, bool(refuted))
+    # not_greater: one-sided test that the difference is below +size (non-inferiority)
+    p_value = stats.shifted_p(test, first, second, size, "less")
+    rule = f"{test}, non-inferiority: difference < +{size:g}"
+    return _Finding(claim, numbers, rule, test, p_value, True, bool(low > size))
+
+
+def _pairing(comparison: stats.Comparison) -> str:
+    if comparison.paired:
+        left_out = f", {comparison.unmatched} runs without a partner left out" if comparison.unmatched else ""
+        return f"paired by seed, n={comparison.n_first}{left_out}"
+    return f"unpaired, n={comparison.n_first} and {comparison.n_second}"
+
+
+def _gap_shrinks(claim: Claim, ok: pd.DataFrame) -> _Finding:
+    """Per seed, the gap |selected - versus| at the smallest and the largest value
+    of `over`; the change (largest minus smallest) is a paired comparison, which
+    must be below -min_difference."""
+    expect = claim.expect
     values = sorted(ok[expect.over].unique())
     if len(values) < 2:
-        return Verdict(claim, None, f"{expect.over} has fewer than two values", "")
+        return _Finding(claim, f"{expect.over} has fewer than two values", "", no_data=True)
     gaps = {}
     for value in (values[0], values[-1]):
         at_value = ok[ok[expect.over] == value]
         first = _per_seed(at_value, expect.select, expect.metric)
         second = _per_seed(at_value, expect.versus or {}, expect.metric)
-        gaps[value] = (first - second).abs().dropna().to_numpy(dtype=float)
+        gaps[value] = (first - second).abs().dropna()
     small, large = gaps[values[0]], gaps[values[-1]]
     if min(len(small), len(large)) < 2:
-        return Verdict(claim, None, "fewer than 2 seeds with both sides finished", "")
-    difference, low, high, p_value = welch(large, small)
-    passed = bool(p_value < ALPHA and difference < 0)
+        return _Finding(claim, "fewer than 2 seeds with both sides finished", "", no_data=True)
+    comparison, _, _ = stats.compare(large, small)
+    size = expect.min_difference
     numbers = (
         f"{expect.metric} gap |{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
-        f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {difference:+.3f} "
-        f"[{low:+.3f}, {high:+.3f}], Welch p={p_value:.2g}"
+        f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {comparison.difference:+.3f} "
+        f"[{_fmt(comparison.low, '+')}, {_fmt(comparison.high, '+')}] ({_pairing(comparison)})"
     )
-    return Verdict(claim, passed, numbers, f"gap smaller at the largest {expect.over}, Welch p < {ALPHA}")
+    rule = f"{comparison.test}, gap smaller at the largest {expect.over} by more than {size:g}"
+    supportable = comparison.difference < 0 and comparison.high < -size
+    return _Finding(
+        claim, numbers, rule, comparison.test, comparison.p_value, bool(supportable), bool(comparison.low > -size)
+    )
 
 
-def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
-    return _selected(runs, select).set_index("seed")[metric]
+def _falls_then_rises(claim: Claim, ok: pd.DataFrame) -> _Finding:
+    """The selected runs' mean over `over`: lowest at an inner value, and below
+    both ends by more than min_difference (two paired comparisons; the larger p
+    decides, as both must hold). Not supported when either end's interval rules
+    out a difference of that size."""
+    expect = claim.expect
+    selected = _selected(ok, expect.select)
+    values = sorted(selected[expect.over].unique())
+    if len(values) < 3:
+        return _Finding(claim, f"{expect.over} needs at least three values", "", no_data=True)
+    means = selected.groupby(expect.over)[expect.metric].mean()
+    lowest = means.idxmin()
+    curve = ", ".join(f"{value}: {means[value]:.4g}" for value in values)
+    if lowest in (values[0], values[-1]):
+        numbers = f"{expect.metric}, {_describe(expect.select)} by {expect.over}: {curve}; lowest at an end ({lowest})"
+        return _Finding(claim, numbers, "lowest mean at an inner value", "lowest mean", refuted=True)
+    at = {value: selected[selected[expect.over] == value].set_index("seed")[expect.metric] for value in values}
+    size = expect.min_difference
+    ends = [stats.compare(at[end], at[lowest])[0] for end in (values[0], values[-1])]
+    numbers = (
+        f"{expect.metric}, {_describe(expect.select)} by {expect.over}: {curve}; lowest at {lowest}, "
+        + "; ".join(
+            f"{end} minus {lowest}: {c.difference:+.4g} [{_fmt(c.low, '+')}, {_fmt(c.high, '+')}]"
+            for end, c in zip((values[0], values[-1]), ends)
+        )
+    )
+    test = ends[0].test if ends[0].test == ends[1].test else f"{ends[0].test} / {ends[1].test}"
+    rule = f"{test}, both ends above the lowest inner value by more than {size:g}"
+    return _Finding(
+        claim,
+        numbers,
+        rule,
+        test,
+        max(c.p_value for c in ends),
+        all(c.low > size for c in ends),
+        any(c.high < size for c in ends),
+    )
 
 
 def _describe(select: dict | None) -> str:
@@ -170,5 +348,9 @@ def _describe(select: dict | None) -> str:
     )
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if value != value else f"{value:.3f}"
+def _fmt(value: float, sign: str = "") -> str:
+    return "n/a" if value != value else f"{value:{sign}.3f}"
+
+
+def _p(value: float) -> str:
+    return "n/a" if value != value else f"{value:.2g}"

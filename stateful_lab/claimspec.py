@@ -10,31 +10,65 @@ from pydantic import Field
 
 from .schema import StrictModel
 
+HIGHER_IS_BETTER = frozenset({"test_accuracy", "train_accuracy"})
+"""Metrics where a run reaches a threshold by being at or above it; the others
+(losses, RMSE, time, memory) reach it by being at or below it."""
+
 
 class Expectation(StrictModel):
-    """A machine-checkable expectation about the final-epoch results."""
+    """A machine-checkable expectation about the final-epoch results; how each test
+    is decided is in claims.py and the README ("How verdicts are decided")."""
 
     metric: Literal[
-        "test_accuracy", "test_loss", "train_accuracy", "train_loss", "test_rmse", "epoch_seconds", "peak_memory_mb"
+        "test_accuracy",
+        "test_loss",
+        "train_accuracy",
+        "train_loss",
+        "test_rmse",
+        "epoch_seconds",
+        "peak_memory_mb",
+        "seconds_to_reach",
     ]
-    """What is compared, per run (one value per seed)."""
+    """What is compared, per run (one value per seed). seconds_to_reach: training
+    seconds until the first epoch whose test accuracy reaches `reach` (a run that
+    never does counts its whole training time, a floor, and as "not reached")."""
     select: dict[str, Any] = Field(default_factory=dict)
     """The runs compared: `variant` and/or swept keys with their values."""
-    test: Literal["at_least", "at_most", "between", "greater", "less", "similar", "not_greater", "gap_shrinks"]
+    test: Literal[
+        "at_least",
+        "at_most",
+        "between",
+        "share_at_least",
+        "share_at_most",
+        "greater",
+        "less",
+        "similar",
+        "not_greater",
+        "gap_shrinks",
+        "falls_then_rises",
+    ]
     """at_least/at_most/between: the selected runs' mean against value/low/high.
-    greater/less: selected vs `versus`, Welch's t-test at p < 0.05 in that direction.
-    similar: the 95% interval of the difference from `versus` lies within ±margin.
-    not_greater: the selected runs are at most `margin` above `versus` (the 95%
-    interval's upper end of the difference is at most margin): "at least as good"
-    for a metric where lower is better, such as an RMSE.
-    gap_shrinks: the per-seed gap (selected minus versus) is smaller at the largest
-    value of the swept key `over` than at its smallest (Welch, p < 0.05)."""
+    share_at_least/share_at_most: the share of seeds that reach `reach` against value.
+    greater/less: selected vs `versus`, by at least min_difference in that direction.
+    similar: selected and `versus` within ±min_difference (equivalence).
+    not_greater: selected at most min_difference above `versus` (non-inferiority,
+    "at least as good" for a metric where lower is better, such as an RMSE).
+    gap_shrinks: the per-seed gap |selected - versus| is smaller, by at least
+    min_difference, at the largest value of the swept key `over` than at its smallest.
+    falls_then_rises: the selected runs' mean over the swept key `over` is lowest
+    at an inner value, below both ends by at least min_difference."""
     value: float | None = None
     low: float | None = None
     high: float | None = None
     versus: dict[str, Any] | None = None
     """The runs the selected ones are compared with (two-group tests)."""
-    margin: float | None = Field(None, gt=0)
+    min_difference: float | None = Field(None, ge=0)
+    """The smallest difference that matters, in the metric's units, declared with
+    the claim (with a comment saying why that size) before any run judges it."""
+    reach: float | None = None
+    """A per-seed threshold ("solved"): the share of seeds reaching it is shown
+    beside the mean, and share tests are stated on it. For seconds_to_reach, the
+    test accuracy a run must reach."""
     over: str | None = None
 
 
@@ -60,11 +94,14 @@ def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
         "at_least": ["value"],
         "at_most": ["value"],
         "between": ["low", "high"],
-        "greater": ["versus"],
-        "less": ["versus"],
-        "similar": ["versus", "margin"],
-        "not_greater": ["versus", "margin"],
-        "gap_shrinks": ["versus", "over"],
+        "share_at_least": ["value", "reach"],
+        "share_at_most": ["value", "reach"],
+        "greater": ["versus", "min_difference"],
+        "less": ["versus", "min_difference"],
+        "similar": ["versus", "min_difference"],
+        "not_greater": ["versus", "min_difference"],
+        "gap_shrinks": ["versus", "over", "min_difference"],
+        "falls_then_rises": ["over", "min_difference"],
     }[expect.test]
     problems = [f"test {expect.test} needs expect.{name}" for name in needs if getattr(expect, name) is None]
     for select in (expect.select, expect.versus or {}):
@@ -73,6 +110,12 @@ def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
             for key in select
             if key not in ("variant", *keys)
         ]
+    if expect.test in ("similar", "not_greater") and expect.min_difference == 0:
+        problems.append(f"test {expect.test} needs expect.min_difference above 0 (the margin it is tested against)")
+    if expect.test.startswith("share_") and expect.value is not None and not 0 <= expect.value <= 1:
+        problems.append(f"expect.value {expect.value} is a share of seeds: give it between 0 and 1")
+    if expect.metric == "seconds_to_reach" and expect.reach is None:
+        problems.append("metric seconds_to_reach needs expect.reach (the test accuracy to reach)")
     if expect.over is not None and expect.over not in keys:
         problems.append(f"expect.over {expect.over!r} is not a swept key")
     return problems

@@ -15,9 +15,10 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import stats  # noqa: E402
 from .atomic import write_atomic  # noqa: E402
-from .claims import Verdict, evaluate_claim  # noqa: E402
-from .results import METRIC_RANGES, ConfigResults, confidence_interval, load_results, summary_markdown  # noqa: E402
+from .claims import Verdict, evaluate_claims  # noqa: E402
+from .results import ConfigResults, load_results, summary_markdown  # noqa: E402
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
@@ -28,23 +29,31 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     if not configs:
         raise FileNotFoundError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
     plots = results_dir / "plots"
-    verdicts = {
-        config.experiment.name: [evaluate_claim(claim, config.runs) for claim in config.experiment.claims]
-        for config in configs
-    }
+    # One family: every claim of the report, so Holm's adjustment covers them all.
+    judged = [(config, claim) for config in configs for claim in config.experiment.claims]
+    decided = evaluate_claims([(claim, config.runs, config.epochs) for config, claim in judged])
+    verdicts = {config.experiment.name: [] for config in configs}
+    for (config, _), verdict in zip(judged, decided):
+        verdicts[config.experiment.name].append(verdict)
     checks = _probe_checks() if probe else []
 
     lines = [
         "# stateful-lab report",
         "",
         "Each claim of the source articles, the experiment that tests it, and the verdict. "
-        "Numbers are final-epoch test figures over seeds (mean [95% interval]); the rule "
-        "column says how each verdict was decided. Regenerate with `make reproduce`.",
+        "Numbers are final-epoch figures over seeds: means with 95% BCa bootstrap intervals "
+        f"({stats.RESAMPLES} resamples, seeded), differences paired by seed where both groups share "
+        "seeds. A verdict is supported (or reproduced) when its test is significant after Holm's "
+        f"adjustment over all {len(decided)} claims below (p < {stats.ALPHA}) and the interval clears "
+        "the claim's declared smallest difference that matters; not supported when the interval "
+        "rules out such a difference; inconclusive otherwise. The rule column names the test; the "
+        'p column gives the raw and the adjusted p-value. See the README, "How verdicts are decided". '
+        "Regenerate with `make reproduce`.",
         "",
         "## Verdicts",
         "",
-        "| claim | source | verdict | our numbers | article | rule | config |",
-        "|---|---|---|---|---|---|---|",
+        "| claim | source | verdict | our numbers | article | rule | p (raw / Holm) | config |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for config in configs:
         for verdict in verdicts[config.experiment.name]:
@@ -57,6 +66,7 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
                     verdict.numbers,
                     claim.article or "-",
                     verdict.rule,
+                    _p_cell(verdict),
                     f"[{config.experiment.name}](#{config.experiment.name})",
                 )
             )
@@ -69,6 +79,7 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
                 check.measured,
                 "-",
                 "the probe's check",
+                "-",
                 "[probe](#what-the-state-does)",
             )
         )
@@ -113,6 +124,12 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
     ]
     table = summary_markdown(config.summary, experiment.name, keys).split("\n", 2)[2]  # drop the title
     lines.append(table.strip())
+    if config.unjudged:
+        lines += [
+            "",
+            f"Claims not judged: its config.yaml has claims this version cannot read ({config.unjudged}); "
+            f"re-run the config to judge them.",
+        ]
     if verdicts:
         lines += ["", "| claim | kind | article | ours | verdict |", "|---|---|---|---|---|"]
         lines += [
@@ -129,6 +146,12 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
         if draw(config, path):
             lines += ["", f"![{experiment.name} {name}](plots/{path.name})"]
     return lines
+
+
+def _p_cell(verdict: Verdict) -> str:
+    if verdict.p_value != verdict.p_value:
+        return "-"
+    return f"{verdict.p_value:.2g} / {verdict.p_adjusted:.2g}"
 
 
 def _row(*cells: str) -> str:
@@ -155,11 +178,9 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         label = _group_label([*keys, "variant"], group_keys)
         point = point_index[tuple(group_keys[:-1])]
-        per_epoch = group.groupby("epoch")[metric]
-        means = per_epoch.mean()
-        bands = np.array(
-            [confidence_interval(values.to_numpy(), bounds=METRIC_RANGES[metric]) for _, values in per_epoch]
-        )
+        matrix = group.pivot_table(index="epoch", columns="seed", values=metric)
+        means = matrix.mean(axis=1)
+        bands = stats.band(matrix.to_numpy())
         (line,) = axes.plot(
             means.index,
             means.to_numpy(),
@@ -170,7 +191,7 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
         )
         if not np.isnan(bands).all():
             axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
-    axes.set_title(f"{experiment.name}: {_metric_label(metric)} per epoch (mean, 95% CI band)")
+    axes.set_title(f"{experiment.name}: {_metric_label(metric)} per epoch (mean, 95% bootstrap band)")
     axes.set_xlabel("epoch")
     axes.set_ylabel(_metric_label(metric))
     axes.legend(fontsize="small")
@@ -200,7 +221,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
             x, mean, errors = [], [], []
             for value, at_value in group.groupby(over, sort=False):
                 numbers = at_value[metric].dropna().to_numpy(dtype=float)
-                low, high = confidence_interval(numbers, bounds=METRIC_RANGES[metric])
+                low, high = stats.mean_interval(numbers)
                 offset = 0 if numeric else (index - (len(groups) - 1) / 2) * 0.08
                 x.append(positions[value] + offset)
                 mean.append(numbers.mean())
@@ -220,7 +241,7 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
         elif len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 16:
             axes.set_xscale("log", base=2)
         label = ("final " if metric in METRICS_PER_EPOCH else "") + _metric_label(metric)
-        axes.set_title(f"{experiment.name}: {label} by {over}\n(mean, 95% CI)")
+        axes.set_title(f"{experiment.name}: {label} by {over}\n(mean, 95% bootstrap CI)")
         axes.set_xlabel(over)
         axes.set_ylabel(label)
         axes.legend(fontsize="small")
@@ -242,9 +263,9 @@ def plot_forecasts(config: ConfigResults, path: Path) -> bool:
         axes.plot(first["step"], first["actual"], color="black", marker="o", label="actual")
         axes.plot(first["step"], first["persistence"], color="grey", linestyle="--", label="persistence")
         for index, (variant, group) in enumerate(at_point.groupby("variant", sort=False)):
-            per_step = group.groupby("step")["forecast"]
-            means = per_step.mean()
-            bands = np.array([confidence_interval(values.to_numpy()) for _, values in per_step])
+            matrix = group.pivot_table(index="step", columns="seed", values="forecast")
+            means = matrix.mean(axis=1)
+            bands = stats.band(matrix.to_numpy())
             axes.plot(means.index, means.to_numpy(), color=f"C{index}", marker=".", label=f"{variant} (mean)")
             if not np.isnan(bands).all():
                 axes.fill_between(means.index, bands[:, 0], bands[:, 1], color=f"C{index}", alpha=0.2)
@@ -253,12 +274,14 @@ def plot_forecasts(config: ConfigResults, path: Path) -> bool:
         axes.set_xlabel("test step (walk-forward)")
     panels[0][0].set_ylabel("value (series units)")
     panels[0][0].legend(fontsize="small")
-    figure.suptitle(f"{experiment.name}: final-epoch forecasts\nover seeds (mean, 95% CI band)", fontsize="medium")
+    figure.suptitle(
+        f"{experiment.name}: final-epoch forecasts\nover seeds (mean, 95% bootstrap band)", fontsize="medium"
+    )
     return _save(figure, path)
 
 
 def plot_rmse(config: ConfigResults, path: Path) -> bool:
-    """Final test RMSE per sweep point and variant (mean, 95% CI), with the
+    """Final test RMSE per sweep point and variant (mean, 95% bootstrap CI), with the
     persistence forecast's RMSE as a line."""
     runs, experiment = config.runs, config.experiment
     if "persistence_rmse" not in runs:
@@ -269,14 +292,16 @@ def plot_rmse(config: ConfigResults, path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(max(4.8, 1.2 * len(groups)), 4))
     for index, (_, group) in enumerate(groups):
         values = group["test_rmse"].to_numpy(dtype=float)
-        low, high = confidence_interval(values, bounds=METRIC_RANGES["test_rmse"])
+        low, high = stats.mean_interval(values)
         errors = np.nan_to_num([[values.mean() - low], [high - values.mean()]])
         axes.errorbar([index], [values.mean()], yerr=errors, marker="o", capsize=4, color=f"C{index % 10}")
         axes.hlines(group["persistence_rmse"].iloc[0], index - 0.4, index + 0.4, colors="grey", linestyles="--")
     labels = [_group_label([*keys, "variant"], keys_ if isinstance(keys_, tuple) else (keys_,)) for keys_, _ in groups]
     axes.set_xticks(range(len(groups)), labels, rotation=20, ha="right", fontsize="small")
     axes.set_ylabel("final test RMSE (series units)")
-    axes.set_title(f"{experiment.name}: final test RMSE (mean, 95% CI)\ndashed: the persistence forecast's RMSE")
+    axes.set_title(
+        f"{experiment.name}: final test RMSE (mean, 95% bootstrap CI)\ndashed: the persistence forecast's RMSE"
+    )
     return _save(figure, path)
 
 

@@ -34,17 +34,6 @@ BASELINES = ("persistence_rmse",)
 """Figures that are the same for every run of a sweep point (a forecasting task's
 persistence forecast), shown beside the metrics."""
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-# The range each metric can take; an interval is clipped to it (a t-interval on
-# accuracies near 1.00 would otherwise promise accuracies above 1).
-METRIC_RANGES = {
-    "test_accuracy": (0.0, 1.0),
-    "test_rmse": (0.0, math.inf),
-    "train_accuracy": (0.0, 1.0),
-    "test_loss": (0.0, math.inf),
-    "train_loss": (0.0, math.inf),
-    "epoch_seconds": (0.0, math.inf),
-    "peak_memory_mb": (0.0, math.inf),
-}
 
 
 @dataclass(frozen=True)
@@ -56,6 +45,9 @@ class ConfigResults:
     summary: pd.DataFrame
     forecasts: pd.DataFrame | None = None
     """forecasts.csv, for a forecasting task."""
+    unjudged: str = ""
+    """Why the config's claims could not be read (written by an older version):
+    its tables are still shown, its claims not judged."""
 
     @property
     def metric(self) -> str:
@@ -89,9 +81,17 @@ def load_folder(folder: Path) -> ConfigResults:
     """One run's result files, read back; ResultsError names a file that cannot be."""
     files = [folder / name for name in RESULT_FILES]
     try:
-        experiment = parse_experiment(read_yaml(files[0]), default_name=folder.name)
+        raw = read_yaml(files[0])
     except ConfigError as error:
         raise ResultsError(f"{files[0]}: not a valid config: {'; '.join(error.problems)}") from None
+    try:
+        experiment, unjudged = parse_experiment(raw, default_name=folder.name), ""
+    except ConfigError as error:
+        problems = "; ".join(error.problems)
+        # Claims an older version wrote (without min_difference): keep the tables, skip the claims.
+        if not all(problem.startswith("claims") for problem in error.problems):
+            raise ResultsError(f"{files[0]}: not a valid config: {problems}") from None
+        experiment, unjudged = parse_experiment({**raw, "claims": []}, default_name=folder.name), problems
     tables = []
     optional = [path for path in [folder / "forecasts.csv"] if path.exists()]
     for path in files[1:] + optional:
@@ -105,30 +105,16 @@ def load_folder(folder: Path) -> ConfigResults:
                 f"re-run the config into {folder}"
             ) from None
         tables.append(table)
-    return ConfigResults(folder, experiment, *tables[:3], forecasts=tables[3] if optional else None)
-
-
-def confidence_interval(
-    values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] = (-math.inf, math.inf)
-) -> tuple[float, float]:
-    """Student-t interval for the mean, clipped to `bounds`; NaN with fewer than
-    two values."""
-    from scipy import stats  # imported here: reading result files (`show`) must start fast
-
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return math.nan, math.nan
-    mean, sem = values.mean(), stats.sem(values)
-    if sem == 0:
-        return float(mean), float(mean)
-    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=sem)
-    return float(max(low, bounds[0])), float(min(high, bounds[1]))
+    return ConfigResults(folder, experiment, *tables[:3], forecasts=tables[3] if optional else None, unjudged=unjudged)
 
 
 def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] = METRICS) -> pd.DataFrame:
     """Per sweep point and variant: runs that finished (n), diverged and failed,
     and the mean, std and 95% CI of each final-epoch metric over the finished
-    ones; diverged and failed runs are counted, not averaged."""
+    ones (a 95% BCa bootstrap interval, stats.py); diverged and failed runs are
+    counted, not averaged."""
+    from . import stats  # imported here: reading result files (`show`) must start fast
+
     rows = []
     for keys, group in runs.groupby([*group_keys, "variant"], sort=False, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -140,7 +126,7 @@ def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] 
         }
         for metric in metrics:
             values = ok[metric].dropna().to_numpy(dtype=float) if metric in ok else np.array([])
-            low, high = confidence_interval(values, bounds=METRIC_RANGES[metric])
+            low, high = stats.mean_interval(values)
             row |= {
                 f"{metric}_mean": values.mean() if len(values) else math.nan,
                 f"{metric}_std": values.std(ddof=1) if len(values) > 1 else math.nan,
@@ -167,7 +153,8 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
     lines = [
         f"# {title}",
         "",
-        "Final epoch, over seeds (runs that diverged or failed are counted, not averaged).",
+        "Final epoch, over seeds: mean ± std [95% BCa bootstrap interval of the mean] "
+        "(runs that diverged or failed are counted, not averaged).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

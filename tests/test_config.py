@@ -169,7 +169,7 @@ def test_no_sweep_is_one_point_of_the_experiment_itself():
 def test_validate_lists_the_sweep_points(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(CONFIGS / "reset_policy.yaml")])
     assert result.exit_code == 0, result.output
-    assert "# sweep: 2 points x 10 seeds x 1 variants = 20 runs" in result.output
+    assert "# sweep: 2 points x 30 seeds x 1 variants = 60 runs" in result.output
     assert "#   train.reset=epoch" in result.output and "#   train.reset=never" in result.output
 
 

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from stateful_lab.cli import main
 
-from .conftest import smoke, smoke_experiment
+from .conftest import ROOT, smoke, smoke_experiment
 
 
 def test_report_from_a_small_results_folder(tmp_path):
@@ -67,3 +67,18 @@ def test_an_unreadable_result_file_is_named_with_its_folder(tmp_path):
     assert result.exit_code == 2
     assert f"{results / 'one' / 'runs.csv'}: cannot be read as a result table" in result.output
     assert "Traceback" not in result.output
+
+
+def test_results_of_an_older_version_keep_their_tables_and_say_why_claims_are_not_judged(tmp_path):
+    """Claims written before min_difference existed cannot be judged, but the folder still reads."""
+    import shutil
+
+    from stateful_lab.results import load_folder
+
+    folder = tmp_path / "first_timestep"
+    shutil.copytree(ROOT / "results" / "first_timestep", folder)
+    config = (folder / "config.yaml").read_text()
+    (folder / "config.yaml").write_text(config.replace(", min_difference: 0.02", ""))
+    loaded = load_folder(folder)
+    assert loaded.experiment.claims == [] and "needs expect.min_difference" in loaded.unjudged
+    assert len(loaded.runs)

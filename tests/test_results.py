@@ -3,7 +3,6 @@ contract they write; intervals."""
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -84,17 +83,3 @@ def test_untidy_sample_count_is_trimmed_with_a_warning(tmp_path):
     assert result.exit_code == 0, result.output
     assert "dropped 2 train samples" in result.output
     assert "Epoch:" not in result.output  # --quiet drops the per-epoch tables
-
-
-def test_confidence_interval_matches_the_t_formula_and_stays_in_range():
-    from scipy import stats
-
-    from stateful_lab.results import confidence_interval
-
-    values = np.array([0.5, 0.6, 0.7, 0.9])
-    half_width = stats.t.ppf(0.975, 3) * values.std(ddof=1) / np.sqrt(4)
-    low, high = confidence_interval(values)
-    assert low == pytest.approx(values.mean() - half_width)
-    assert high == pytest.approx(values.mean() + half_width)
-    assert confidence_interval(np.array([1.0, 1.0, 0.5]), bounds=(0, 1))[1] == 1.0
-    assert all(np.isnan(confidence_interval(np.array([0.7]))))
