@@ -208,28 +208,37 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list.")
-def probe(as_json: bool) -> None:
-    """Measure what a stateful LSTM's state does: carry, lanes, gradients, resets.
+@click.option(
+    "--cell",
+    type=click.Choice(["lstm", "gru", "simple_rnn", "all"]),
+    default="lstm",
+    show_default=True,
+    help="The recurrent cell the checks build; all runs them for each.",
+)
+def probe(as_json: bool, cell: str) -> None:
+    """Measure what a stateful RNN's state does: carry, lanes, gradients, resets.
 
-    Runs seven checks on tiny seeded models and prints, for each, what it
-    measured and PASS or FAIL. Exits 1 if any check fails.
+    Runs seven checks on tiny seeded models of the chosen cell and prints, for
+    each, what it measured and PASS or FAIL. Exits 1 if any check fails.
 
     \b
     Example:
-        stateful-lab probe --json
+        stateful-lab probe --cell gru --json
     """
     import json
 
-    from .probe import run_checks
+    from . import probe as probes
 
-    checks = run_checks()
+    cells = ["lstm", "gru", "simple_rnn"] if cell == "all" else [cell]
+    checks = [(name, check) for name in cells for check in probes.run_checks(name)]
     if as_json:
-        click.echo(json.dumps([check.as_dict() for check in checks], indent=2))
+        click.echo(json.dumps([{"cell": name, **check.as_dict()} for name, check in checks], indent=2))
     else:
-        width = max(len(check.name) for check in checks)
-        for check in checks:
-            click.echo(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<{width}}  {check.measured}")
-    if not all(check.passed for check in checks):
+        width = max(len(check.name) for _, check in checks)
+        for name, check in checks:
+            prefix = f"{name:<10}  " if len(cells) > 1 else ""
+            click.echo(f"{prefix}{'PASS' if check.passed else 'FAIL'}  {check.name:<{width}}  {check.measured}")
+    if not all(check.passed for _, check in checks):
         sys.exit(1)
 
 

@@ -70,12 +70,18 @@ DataConfig = Annotated[
 
 
 class ModelConfig(StrictModel):
-    """The LSTM stack shared by every variant."""
+    """The recurrent stack shared by every variant."""
 
+    cell: Literal["lstm", "gru", "simple_rnn"] = "lstm"
+    """The recurrent layer: Keras' LSTM, GRU or SimpleRNN."""
     units: int | Annotated[list[int], Field(min_length=1)] = 3
-    """Units per LSTM layer: one number for every layer, or a list, one per layer."""
+    """Units per recurrent layer: one number for every layer, or a list, one per layer."""
     layers: int | None = Field(None, ge=1)
-    """Stacked LSTM layers (default: the length of `units`, or 1)."""
+    """Stacked recurrent layers (default: the length of `units`, or 1)."""
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid", "hard_sigmoid_keras2"] = "sigmoid"
+    """The gates' activation (LSTM and GRU): sigmoid, Keras 3's default;
+    hard_sigmoid, Keras 3's (x/6 + 0.5, clipped); hard_sigmoid_keras2, Keras 2's
+    (0.2x + 0.5, clipped), the LSTM's default before Keras 2.3."""
     output_activation: Literal["sigmoid", "linear", "tanh"] | None = None
     """Activation of the one-unit Dense output (default: sigmoid for bit tasks,
     linear for regression)."""
@@ -96,6 +102,8 @@ class TrainConfig(StrictModel):
     """Optimizer learning rate (0.001 is Keras' Adam default, which the articles use)."""
     clipnorm: float | None = Field(None, gt=0)
     """Clip each gradient to this norm (off by default)."""
+    epsilon: float | None = Field(None, gt=0)
+    """Adam's or RMSprop's epsilon (default: Keras 3's, 1e-7; Keras 2.0 used 1e-8)."""
     reset: Literal["epoch", "never", "sequence", "batch"] = "epoch"
     """When stateful layers are reset: at the start of every epoch; never after the
     first (the gradient-flow article's "incorrect" example); at every sequence
@@ -356,6 +364,11 @@ def _consistency_problems(experiment: Experiment) -> list[str]:
         problems.append(
             f"model.layers: {model.layers} does not match the {len(model.units)} entries of "
             "model.units; give one units value per layer, or a single number"
+        )
+    if model.cell == "simple_rnn" and model.recurrent_activation != "sigmoid":
+        problems.append(
+            f"model.recurrent_activation: {model.recurrent_activation} is for gated cells; "
+            "simple_rnn has no gates, so remove it or use cell lstm or gru"
         )
     if any(units < 1 for units in model.units):
         problems.append(f"model.units: {model.units} must all be at least 1")

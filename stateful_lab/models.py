@@ -20,8 +20,32 @@ LOSSES = {
 }
 
 
+def hard_sigmoid_keras2(x):
+    """Keras 2's hard sigmoid, 0.2 x + 0.5 clipped to [0, 1], the LSTM's recurrent
+    activation by default until Keras 2.3. Keras 3's `hard_sigmoid` is another
+    function (x / 6 + 0.5, clipped): a third of the slope near zero."""
+    return keras.ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+RECURRENT_ACTIVATIONS = {
+    "sigmoid": "sigmoid",
+    "hard_sigmoid": "hard_sigmoid",
+    "hard_sigmoid_keras2": hard_sigmoid_keras2,
+}
+
+
+def recurrent_layer(cell: str, units: int, recurrent_activation: str = "sigmoid", **options) -> keras.layers.Layer:
+    """One recurrent layer of the given cell; SimpleRNN has no gates, so no
+    recurrent activation (the config refuses one other than the default)."""
+    if cell != "simple_rnn":
+        options["recurrent_activation"] = RECURRENT_ACTIVATIONS[recurrent_activation]
+    return CELLS[cell](units, **options)
+
+
 def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int) -> keras.Model:
-    """One LSTM stack and a one-unit Dense head, compiled for the experiment.
+    """One recurrent stack (LSTM, GRU or SimpleRNN) and a one-unit Dense head,
+    compiled for the experiment.
 
     Every initializer gets a seed derived from `seed`: Keras' unseeded
     initializers draw from Python's global `random`, which other threads (a Dask
@@ -37,13 +61,15 @@ def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int
     hidden = inputs
     for index, units in enumerate(spec.units):
         last = index == len(spec.units) - 1
-        hidden = keras.layers.LSTM(
+        hidden = recurrent_layer(
+            spec.cell,
             units,
+            spec.recurrent_activation,
             stateful=stateful,
             return_sequences=experiment.per_step_targets or not last,
             kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, index, 0)),
             recurrent_initializer=keras.initializers.Orthogonal(seed=_initializer_seed(seed, index, 1)),
-            name=f"lstm_{index}",
+            name=f"{spec.cell}_{index}",
         )(hidden)
     # On sequences (per-step targets) the Dense head applies at every step.
     outputs = keras.layers.Dense(
@@ -70,7 +96,8 @@ def make_optimizer(experiment: Experiment) -> keras.optimizers.Optimizer:
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
     }
-    return optimizers[train.optimizer](learning_rate=train.learning_rate, clipnorm=train.clipnorm)
+    options = {} if train.epsilon is None or train.optimizer == "sgd" else {"epsilon": train.epsilon}
+    return optimizers[train.optimizer](learning_rate=train.learning_rate, clipnorm=train.clipnorm, **options)
 
 
 def stateful_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -1,8 +1,9 @@
-"""`stateful-lab probe`: measure what a stateful LSTM's state does in Keras 3.
+"""`stateful-lab probe`: measure what a stateful RNN's state does in Keras 3.
 
 The articles assert how state behaves; each check here measures it on a tiny
-seeded model and compares the measurement with the assertion. The same functions
-are the test suite's checks (tests/test_probe.py), so CI guards every one.
+seeded model and compares the measurement with the assertion, for a cell of
+choice (LSTM, GRU, SimpleRNN). The same functions are the test suite's checks
+(tests/test_probe.py), so CI guards every one for every cell.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from .batching import continuous_lanes, lane_source_positions
 from .config import parse_experiment
-from .models import build_model, get_states, reset_states
+from .models import CELLS, build_model, get_states, recurrent_layer, reset_states
 from .tasks import make_dataset
 from .trainers import train_fit
 from .unit import seed_everything
@@ -43,7 +44,7 @@ class Check:
         return asdict(self)
 
 
-def _pair(seed: int = 0) -> tuple[keras.Model, keras.Model]:
+def _pair(cell: str, seed: int = 0) -> tuple[keras.Model, keras.Model]:
     """A stateful model and a stateless twin with the same weights; the twin
     takes sequences of any length, so it can see two windows joined in time."""
     seed_everything(seed)
@@ -51,7 +52,7 @@ def _pair(seed: int = 0) -> tuple[keras.Model, keras.Model]:
     def build(stateful: bool) -> keras.Model:
         shape = (BATCH, TIMESTEPS, FEATURES) if stateful else (None, None, FEATURES)
         inputs = keras.Input(batch_shape=shape)
-        hidden = keras.layers.LSTM(UNITS, stateful=stateful)(inputs)
+        hidden = recurrent_layer(cell, UNITS, stateful=stateful)(inputs)
         return keras.Model(inputs, keras.layers.Dense(1)(hidden))
 
     stateful, stateless = build(True), build(False)
@@ -65,8 +66,8 @@ def _batches(count: int = 2, seed: int = 0) -> list[np.ndarray]:
     return [rng.normal(scale=2.0, size=(BATCH, TIMESTEPS, FEATURES)).astype(np.float32) for _ in range(count)]
 
 
-def check_state_carry() -> Check:
-    stateful, stateless = _pair()
+def check_state_carry(cell: str = "lstm") -> Check:
+    stateful, stateless = _pair(cell)
     batch_k, batch_next = _batches()
     reset_states(stateful)
     stateful(batch_k)
@@ -85,8 +86,8 @@ def check_state_carry() -> Check:
     )
 
 
-def check_lane_mapping(lane: int = 1) -> Check:
-    stateful, _ = _pair()
+def check_lane_mapping(cell: str = "lstm", lane: int = 1) -> Check:
+    stateful, _ = _pair(cell)
     batch_k, batch_next = _batches()
     reset_states(stateful)
     stateful(batch_k)
@@ -106,8 +107,8 @@ def check_lane_mapping(lane: int = 1) -> Check:
     )
 
 
-def check_gradient_boundary() -> Check:
-    stateful, stateless = _pair()
+def check_gradient_boundary(cell: str = "lstm") -> Check:
+    stateful, stateless = _pair(cell)
     batch_k, batch_next = (tf.constant(batch) for batch in _batches())
     reset_states(stateful)
     with tf.GradientTape() as tape:
@@ -130,15 +131,15 @@ def check_gradient_boundary() -> Check:
     )
 
 
-def check_reset() -> Check:
-    stateful, _ = _pair()
+def check_reset(cell: str = "lstm") -> Check:
+    stateful, _ = _pair(cell)
     batch_k, batch_next = _batches()
     stateful(batch_k)
     stateful(batch_next)
     reset_states(stateful)
     largest_state = max(float(np.abs(value).max()) for layer in get_states(stateful) for value in layer)
     after_reset = np.asarray(stateful(batch_next))
-    fresh, _ = _pair(seed=1)
+    fresh, _ = _pair(cell, seed=1)
     fresh.set_weights(stateful.get_weights())
     difference = float(np.abs(after_reset - np.asarray(fresh(batch_next))).max())
     return Check(
@@ -150,11 +151,12 @@ def check_reset() -> Check:
     )
 
 
-def check_evaluation_leaves_training_alone() -> Check:
+def check_evaluation_leaves_training_alone(cell: str = "lstm") -> Check:
     """Keras 3 evaluate moves the state; the lab's protocol keeps training exact."""
     experiment = parse_experiment(
         {
             "data": {"task": "first_timestep", "train_samples": 48, "test_samples": 24},
+            "model": {"cell": cell},
             "train": {"epochs": 3, "batch_size": BATCH},
             "variants": ["stateful"],
         }
@@ -214,12 +216,12 @@ def _max_difference(first: list[np.ndarray], second: list[np.ndarray]) -> float:
     return max(float(np.abs(a - b).max()) for a, b in zip(first, second, strict=True))
 
 
-def check_no_partial_batch() -> Check:
+def check_no_partial_batch(cell: str = "lstm") -> Check:
     """keras-team/keras#21183: a last batch of 1 broadcasts against the state."""
     samples = 3 * BATCH + 1
     rng = np.random.default_rng(0)
     x = rng.normal(size=(samples, TIMESTEPS, FEATURES)).astype(np.float32)
-    stateful, _ = _pair()
+    stateful, _ = _pair(cell)
     raw_outputs = len(stateful.predict(x, batch_size=BATCH, verbose=0))
     experiment = parse_experiment(
         {
@@ -229,6 +231,7 @@ def check_no_partial_batch() -> Check:
                 "test_samples": samples,
                 "timesteps": TIMESTEPS,
             },
+            "model": {"cell": cell},
             "train": {"batch_size": BATCH},
         }
     )
@@ -260,16 +263,20 @@ def check_layout_continuity(batch_size: int = 8, timesteps: int = 5, length: int
     )
 
 
-CHECKS: tuple[Callable[[], Check], ...] = (
+CELL_CHECKS: tuple[Callable[[str], Check], ...] = (
     check_state_carry,
     check_lane_mapping,
     check_gradient_boundary,
     check_reset,
     check_evaluation_leaves_training_alone,
     check_no_partial_batch,
-    check_layout_continuity,
 )
+"""Checks on a model, run for the chosen cell."""
+CHECKS: tuple[Callable[..., Check], ...] = (*CELL_CHECKS, check_layout_continuity)
+"""Every check; layout continuity is about batching alone, with no model."""
 
 
-def run_checks() -> list[Check]:
-    return [check() for check in CHECKS]
+def run_checks(cell: str = "lstm") -> list[Check]:
+    if cell not in CELLS:
+        raise ValueError(f"cell {cell!r}: use one of {', '.join(CELLS)}")
+    return [check(cell) if check in CELL_CHECKS else check() for check in CHECKS]

@@ -70,15 +70,18 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
                     f"[{config.experiment.name}](#{config.experiment.name})",
                 )
             )
-    for check in checks:
+    for name in dict.fromkeys(check.name for _, check in checks):  # one row per check, over the cells
+        per_cell = [(cell, check) for cell, check in checks if check.name == name]
+        first = per_cell[0][1]
+        others = ", ".join(f"{cell} {'PASS' if check.passed else 'FAIL'}" for cell, check in per_cell[1:])
         lines.append(
             _row(
-                check.claim,
-                f"measured by `stateful-lab probe` ({check.name})",
-                f"**{'supported' if check.passed else 'not supported'}**",
-                check.measured,
+                first.claim,
+                f"measured by `stateful-lab probe` ({name})",
+                f"**{'supported' if all(check.passed for _, check in per_cell) else 'not supported'}**",
+                f"{per_cell[0][0]}: {first.measured}" + (f"; {others}" if others else ""),
                 "-",
-                "the probe's check",
+                "the probe's check, for every cell",
                 "-",
                 "[probe](#what-the-state-does)",
             )
@@ -88,10 +91,10 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
             "",
             "## What the state does",
             "",
-            "`stateful-lab probe`, measured on tiny seeded models:",
+            "`stateful-lab probe --cell all`, measured on tiny seeded models:",
             "",
             "```",
-            *[f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for c in checks],
+            *[f"{cell:<10}  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for cell, c in checks],
             "```",
         ]
     for config in configs:
@@ -101,10 +104,14 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     return report
 
 
+PROBE_CELLS = ("lstm", "gru", "simple_rnn")
+
+
 def _probe_checks():
+    """The probe's checks for each cell: (cell, check) pairs."""
     from .probe import run_checks
 
-    return run_checks()
+    return [(cell, check) for cell in PROBE_CELLS for check in run_checks(cell)]
 
 
 def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> list[str]:

@@ -9,9 +9,17 @@ from stateful_lab import probe
 from stateful_lab.cli import main
 
 
-@pytest.mark.parametrize("check", probe.CHECKS, ids=lambda check: check.__name__)
-def test_probe_check_passes(check):
-    result = check()
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("check", probe.CELL_CHECKS, ids=lambda check: check.__name__)
+def test_probe_check_passes_for_every_cell(check, cell):
+    result = check(cell)
+    assert result.passed, f"{cell} {result.name}: {result.measured}"
+    assert type(result.passed) is bool
+    assert json.loads(json.dumps(result.as_dict()))["passed"] is True  # what probe --json prints
+
+
+def test_layout_check_passes():
+    result = probe.check_layout_continuity()
     assert result.passed, f"{result.name}: {result.measured}"
     assert type(result.passed) is bool
     assert json.loads(json.dumps(result.as_dict()))["passed"] is True  # what probe --json prints
@@ -19,7 +27,7 @@ def test_probe_check_passes(check):
 
 def test_probe_cli_prints_one_line_per_check_and_fails_on_a_failure(monkeypatch):
     fake = [probe.Check("a", "1.0", True, "x"), probe.Check("b", "2.0", False, "y")]
-    monkeypatch.setattr(probe, "run_checks", lambda: fake)
+    monkeypatch.setattr(probe, "run_checks", lambda cell: fake)
     result = CliRunner().invoke(main, ["probe"])
     assert result.exit_code == 1
     assert result.output.splitlines() == ["PASS  a  1.0", "FAIL  b  2.0"]
@@ -30,5 +38,8 @@ def test_probe_cli_prints_one_line_per_check_and_fails_on_a_failure(monkeypatch)
 
 
 def test_probe_cli_exits_0_when_all_pass(monkeypatch):
-    monkeypatch.setattr(probe, "run_checks", lambda: [probe.Check("a", "1.0", True, "x")])
+    monkeypatch.setattr(probe, "run_checks", lambda cell: [probe.Check("a", "1.0", True, "x")])
     assert CliRunner().invoke(main, ["probe"]).exit_code == 0
+    result = CliRunner().invoke(main, ["probe", "--cell", "all"])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()] == ["lstm", "gru", "simple_rnn"]

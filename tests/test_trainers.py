@@ -30,10 +30,15 @@ def first_timestep():
     return experiment, make_dataset(experiment.data, experiment.train.batch_size, seed=0)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "lstm with Keras 2's hard sigmoid"])
 @pytest.mark.parametrize("variant", ["stateless", "stateful"])
 @pytest.mark.parametrize("trainer", ["train_on_batch", "loop"])
-def test_trainer_equals_fit_in_weights_and_per_epoch_losses(first_timestep, trainer, variant):
+def test_trainer_equals_fit_in_weights_and_per_epoch_losses(first_timestep, trainer, variant, cell):
     experiment, dataset = first_timestep
+    if cell.startswith("lstm with"):
+        experiment = experiment.override("model.recurrent_activation=hard_sigmoid_keras2")
+    else:
+        experiment = experiment.override(f"model.cell={cell}")
     fit_weights, fit_epochs = train("fit", variant, experiment, dataset)
     weights, epochs = train(trainer, variant, experiment, dataset)
     assert len(epochs) == len(fit_epochs) == 2
@@ -193,6 +198,8 @@ OTHER_VALUES = {
     "data.prime": ("forecast", False, []),
     "data.forecast_reset": ("forecast", "each", []),
     "model.units": ("first_timestep", 4, []),
+    "model.cell": ("first_timestep", "gru", []),
+    "model.recurrent_activation": ("first_timestep", "hard_sigmoid", []),
     "model.layers": ("first_timestep", 2, []),
     "model.output_activation": ("first_timestep", "tanh", []),
     "model.loss": ("first_timestep", "mae", []),
@@ -201,6 +208,7 @@ OTHER_VALUES = {
     "train.optimizer": ("first_timestep", "sgd", []),
     "train.learning_rate": ("first_timestep", 0.01, []),
     "train.clipnorm": ("first_timestep", 1.0, []),
+    "train.epsilon": ("first_timestep", 1e-8, []),
     "train.reset": ("first_timestep", "never", []),
     "train.shuffle": ("first_timestep", True, ["variants=[stateless]", "train.trainer=fit"]),
     "train.isolate": ("first_timestep", True, []),
@@ -257,3 +265,24 @@ def test_runs_that_differ_in_a_data_value_share_a_function_and_equal_a_fresh_one
     for a, b in zip(shared[0], fresh[0], strict=True):
         np.testing.assert_array_equal(a, b)
     assert [epoch.test_loss for epoch in shared[1]] == [epoch.test_loss for epoch in fresh[1]]
+
+
+def test_keras2_hard_sigmoid_is_keras_2s_function_not_keras_3s():
+    import keras
+
+    from stateful_lab.models import hard_sigmoid_keras2
+
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 2.0, 3.0], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(hard_sigmoid_keras2(x)), [0.0, 0.3, 0.5, 0.7, 0.9, 1.0], atol=1e-6)
+    keras3 = np.asarray(keras.activations.hard_sigmoid(x))
+    assert abs(keras3[3] - 0.7) > 0.03  # Keras 3's is x/6 + 1/2: 0.667 at 1
+
+
+def test_gated_cells_take_the_recurrent_activation_and_simple_rnn_refuses_it():
+    from stateful_lab.config import ConfigError, parse_experiment
+
+    experiment = parse_experiment({"model": {"cell": "gru", "recurrent_activation": "hard_sigmoid_keras2"}})
+    model = build_model(experiment, "stateful", 4, seed=0)
+    assert model.get_layer("gru_0").cell.recurrent_activation.__name__ == "hard_sigmoid_keras2"
+    with pytest.raises(ConfigError, match="simple_rnn has no gates"):
+        parse_experiment({"model": {"cell": "simple_rnn", "recurrent_activation": "hard_sigmoid"}})
