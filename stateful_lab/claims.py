@@ -18,7 +18,7 @@ interval alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,19 @@ def _assess(claim: Claim, runs: pd.DataFrame, epochs: pd.DataFrame | None) -> _F
     ok = runs[runs["status"] == "ok"]
     if expect.metric == "seconds_to_reach":
         ok = _with_seconds_to_reach(ok, epochs, expect.reach)
+        finding = _assess_metric(claim, ok)
+        reached = "; ".join(
+            f"{_describe(select)} reached {expect.reach:g} in {int(rows['reached_target'].sum())}/{len(rows)} runs"
+            for select in (expect.select, expect.versus)
+            if select is not None
+            for rows in [_selected(ok, select)]
+        )
+        return replace(finding, numbers=f"{finding.numbers}; {reached}")
+    return _assess_metric(claim, ok)
+
+
+def _assess_metric(claim: Claim, ok: pd.DataFrame) -> _Finding:
+    expect = claim.expect
     if expect.test == "gap_shrinks":
         return _gap_shrinks(claim, ok)
     if expect.test == "falls_then_rises":
@@ -144,24 +157,26 @@ def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
 
 
 def _with_seconds_to_reach(runs: pd.DataFrame, epochs: pd.DataFrame | None, reach: float) -> pd.DataFrame:
-    """runs with seconds_to_reach: training seconds up to and including the first
-    epoch whose test accuracy is at least `reach`; a run that never reaches it
-    gets its whole training time and reached_target False."""
+    """runs with seconds_to_reach: the epochs up to and including the first whose
+    test accuracy is at least `reach`, times the run's steady time per epoch
+    (epoch_seconds, which leaves out epoch 0's one-off tracing and compilation).
+    A run that never reaches it counts all its epochs, and reached_target False."""
     if epochs is None:
         raise ValueError("seconds_to_reach needs the epochs table")
     figures = {"status", "seconds", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse"}
     keys = [column for column in runs.columns if column in epochs.columns and column not in figures]
     rows = []
     for _, run in epochs[epochs["status"] == "ok"].groupby(keys, sort=False, dropna=False):
-        run = run.sort_values("epoch")
-        hit = np.flatnonzero(run["test_accuracy"].to_numpy() >= reach)
-        spent = run["seconds"].cumsum().to_numpy()
+        hit = np.flatnonzero(run.sort_values("epoch")["test_accuracy"].to_numpy() >= reach)
         rows.append(
             dict(run[keys].iloc[0])
-            | {"seconds_to_reach": spent[hit[0]] if len(hit) else spent[-1], "reached_target": bool(len(hit))}
+            | {"epochs_to_reach": hit[0] + 1 if len(hit) else len(run), "reached_target": bool(len(hit))}
         )
-    derived = pd.DataFrame(rows, columns=[*keys, "seconds_to_reach", "reached_target"])
-    return runs.drop(columns=["seconds_to_reach", "reached_target"], errors="ignore").merge(derived, on=keys)
+    derived = pd.DataFrame(rows, columns=[*keys, "epochs_to_reach", "reached_target"])
+    runs = runs.drop(columns=["seconds_to_reach", "epochs_to_reach", "reached_target"], errors="ignore").merge(
+        derived, on=keys
+    )
+    return runs.assign(seconds_to_reach=runs["epochs_to_reach"] * runs["epoch_seconds"])
 
 
 def _reached(values: pd.Series, claim: Claim) -> tuple[int, int]:

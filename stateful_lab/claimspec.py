@@ -29,9 +29,10 @@ class Expectation(StrictModel):
         "peak_memory_mb",
         "seconds_to_reach",
     ]
-    """What is compared, per run (one value per seed). seconds_to_reach: training
-    seconds until the first epoch whose test accuracy reaches `reach` (a run that
-    never does counts its whole training time, a floor, and as "not reached")."""
+    """What is compared, per run (one value per seed). seconds_to_reach: the
+    epochs until the first whose test accuracy reaches `reach`, times the run's
+    time per epoch (epoch_seconds, without epoch 0's tracing); a run that never
+    reaches it counts all its epochs (a floor on its time)."""
     select: dict[str, Any] = Field(default_factory=dict)
     """The runs compared: `variant` and/or swept keys with their values."""
     test: Literal[

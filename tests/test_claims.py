@@ -187,7 +187,7 @@ def test_seconds_to_reach_counts_training_time_up_to_the_first_epoch_that_reache
             for epoch, accuracy in enumerate(curve)
         ]
     )
-    runs = epochs[epochs["epoch"] == 2].drop(columns=["epoch", "seconds"])
+    runs = epochs[epochs["epoch"] == 2].drop(columns=["epoch", "seconds"]).assign(epoch_seconds=1.0)
     faster = claim(
         metric="seconds_to_reach",
         reach=0.99,
@@ -197,7 +197,12 @@ def test_seconds_to_reach_counts_training_time_up_to_the_first_epoch_that_reache
         min_difference=0.5,
     )
     verdict = evaluate_claim(faster, runs, epochs)
+    # epochs to reach (2 and 3) at the steady time per epoch, not epoch 0's tracing-laden seconds
     assert "2.000 vs stateless 3.000" in verdict.numbers and verdict.word == "supported"
+    assert "stateful reached 0.99 in 6/6 runs; stateless reached 0.99 in 6/6 runs" in verdict.numbers
+    never = epochs.assign(test_accuracy=epochs["test_accuracy"].where(epochs["variant"] == "stateful", 0.5))
+    verdict = evaluate_claim(faster, runs, never)
+    assert "vs stateless 3.000" in verdict.numbers and "stateless reached 0.99 in 0/6 runs" in verdict.numbers
     with pytest.raises(ValueError, match="epochs table"):
         evaluate_claim(faster, runs)
 
