@@ -22,17 +22,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers: the suite is mostly TensorFlow start-up and XLA compilation, one per test.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
-# Every non-smoke config from scratch (--force), into results/<config name>/, then
-# results/REPORT.md, then the total wall time.
+# Every config from scratch (--force), into results/<config name>/, in one process
+# (one TensorFlow import for all), then results/REPORT.md, then the total wall time.
 reproduce: $(STAMP)
 	@set -e; started=$$(date +%s); \
-	for config in $(CONFIGS); do \
-		echo "== $$config"; \
-		$(BIN)/stateful-lab run --quiet --force $$config; \
-	done; \
+	$(BIN)/stateful-lab run --quiet --force $(CONFIGS); \
 	$(BIN)/stateful-lab report results; \
 	echo "reproduce: wall time $$(( $$(date +%s) - started )) s"
 

@@ -126,14 +126,14 @@ def _assess_metric(claim: Claim, ok: pd.DataFrame) -> _Finding:
         return _gap_shrinks(claim, ok)
     if expect.test == "falls_then_rises":
         return _falls_then_rises(claim, ok)
-    selected = _per_seed(ok, expect.select, expect.metric)
+    selected = per_seed(ok, expect.select, expect.metric)
     if not len(selected):
         return _Finding(claim, "no finished runs match " + _describe(expect.select), "", no_data=True)
     if expect.test in ("at_least", "at_most", "between"):
         return _threshold(claim, selected)
     if expect.test in ("share_at_least", "share_at_most"):
         return _share(claim, selected)
-    other = _per_seed(ok, expect.versus or {}, expect.metric)
+    other = per_seed(ok, expect.versus or {}, expect.metric)
     if not len(other):
         return _Finding(claim, "no finished runs match " + _describe(expect.versus or {}), "", no_data=True)
     if min(len(selected), len(other)) < 2:
@@ -150,7 +150,7 @@ def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
     return runs
 
 
-def _per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
+def per_seed(runs: pd.DataFrame, select: dict, metric: str) -> pd.Series:
     """The selected runs' values, indexed by seed (the key that pairs two groups)."""
     rows = _selected(runs, select)
     return rows.set_index("seed")[metric].dropna().astype(float)
@@ -297,8 +297,8 @@ def _gap_shrinks(claim: Claim, ok: pd.DataFrame) -> _Finding:
     gaps = {}
     for value in (values[0], values[-1]):
         at_value = ok[ok[expect.over] == value]
-        first = _per_seed(at_value, expect.select, expect.metric)
-        second = _per_seed(at_value, expect.versus or {}, expect.metric)
+        first = per_seed(at_value, expect.select, expect.metric)
+        second = per_seed(at_value, expect.versus or {}, expect.metric)
         gaps[value] = (first - second).abs().dropna()
     small, large = gaps[values[0]], gaps[values[-1]]
     if min(len(small), len(large)) < 2:

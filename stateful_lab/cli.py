@@ -75,16 +75,18 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@config_argument
+@click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder. Default: results/<config name>/."
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (one config only). Default: results/<config name>/.",
 )
-@click.option("--seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1 instead of the config's seeds.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1 instead of the configs' seeds.")
 @set_option
 @click.option(
     "--trainer",
     type=click.Choice(["loop", "fit", "train_on_batch"]),
-    help="Training procedure, instead of the config's train.trainer.",
+    help="Training procedure, instead of the configs' train.trainer.",
 )
 @click.option(
     "--jobs",
@@ -101,7 +103,7 @@ def main(verbose: bool) -> None:
 @click.option("--force", is_flag=True, help="Re-run runs whose results are already in the output folder.")
 @click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
 def run(
-    config: str,
+    configs: tuple[str, ...],
     out: Path | None,
     seeds: int | None,
     overrides: tuple[str, ...],
@@ -111,34 +113,58 @@ def run(
     force: bool,
     quiet: bool,
 ) -> None:
-    """Train every variant over every seed (and sweep point) of CONFIG.
+    """Train every variant over every seed (and sweep point) of each CONFIG.
 
     Writes epochs.csv, runs.csv, summary.csv, summary.md, config.yaml and
-    meta.json. Runs already finished in the output folder are skipped, so an
-    interrupted run resumes when the same command is run again.
+    meta.json per config. Several configs run one after another in one process
+    (one TensorFlow import, compiled functions shared where settings agree);
+    every config is checked before any trains. Runs already finished in an
+    output folder are skipped, so an interrupted run resumes when the same
+    command is run again.
 
     \b
     Example:
         stateful-lab run configs/collocated.yaml --seeds 3 --set train.epochs=2 --jobs 2
+        stateful-lab run configs/*.yaml --quiet
     """
-    experiment = _load(config, overrides, seeds, trainer)
-    out = out or Path("results") / experiment.name
-    _check_writable(out)
+    if out is not None and len(configs) > 1:
+        raise click.UsageError(f"--out names one folder; {len(configs)} configs each write results/<config name>/")
+    experiments = [_load(config, overrides, seeds, trainer) for config in configs]
+    folders = [out or Path("results") / experiment.name for experiment in experiments]
+    names = [experiment.name for experiment in experiments]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise click.UsageError(
+            f"configs named {', '.join(repeated)} would write the same folder; give each its own name"
+        )
     from .resources import ResourceError, check_resources
 
-    try:
-        for warning in check_resources(experiment):
-            click.echo(warning, err=True)
-    except ResourceError as error:
-        raise click.UsageError(str(error)) from None
-    from .atomic import WriteError
-    from .results import summary_markdown
-    from .runner import FolderInUse, SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
-
+    for experiment, folder in zip(experiments, folders):
+        _check_writable(folder)
+        try:
+            for warning in check_resources(experiment):
+                click.echo(warning, err=True)
+        except ResourceError as error:
+            raise click.UsageError(f"{experiment.name}: {error}" if len(experiments) > 1 else str(error)) from None
     # Both signals abandon only the run in flight. SIGINT is set explicitly: a
     # process started in the background of a script inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    failed = False
+    for experiment, folder in zip(experiments, folders):
+        if len(experiments) > 1:
+            click.echo(f"== {experiment.name}")
+        failed |= _run_one(experiment, folder, jobs, scheduler, force, quiet)
+    if failed:
+        sys.exit(1)
+
+
+def _run_one(experiment: Experiment, out: Path, jobs: int, scheduler: str | None, force: bool, quiet: bool) -> bool:
+    """Run one experiment into `out` and report it; True if some of its runs failed."""
+    from .atomic import WriteError
+    from .results import summary_markdown
+    from .runner import FolderInUse, SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
+
     resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
         # A live bar on a terminal; plain lines in logs, CI and with --quiet.
@@ -171,7 +197,7 @@ def run(
             click.echo(f"{len(labels)} {status}: " + "; ".join(labels), err=True)
     if outcome.failed:
         click.echo(f"See {out}/runs.csv for the errors; a re-run retries failed runs.", err=True)
-        sys.exit(1)
+    return bool(outcome.failed)
 
 
 class Terminated(BaseException):
@@ -320,6 +346,67 @@ def show(
         click.echo("no rows match --where " + " ".join(where), err=True)
         return
     click.echo(render(table, metrics, output), nl=False)
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--a", "first", multiple=True, metavar="KEY=VALUE", help="Group A, e.g. --a variant=stateless. Repeatable."
+)
+@click.option(
+    "--b", "second", multiple=True, metavar="KEY=VALUE", help="Group B, e.g. --b variant=stateful. Repeatable."
+)
+@click.option("--at", multiple=True, metavar="KEY=VALUE", help="A sweep point for both groups, e.g. --at data.lag=2.")
+@click.option(
+    "--metric",
+    type=click.Choice(SHOWABLE_METRICS),
+    help="The final-epoch metric compared (default: the config's own, test_accuracy or test_rmse).",
+)
+@click.option(
+    "--expect",
+    type=click.Choice(["greater", "less", "similar", "not_greater"]),
+    help='Also judge "A <expect> B" as a claim would be judged.',
+)
+@click.option(
+    "--min-difference",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="With --expect: the smallest difference that matters, in the metric's units.",
+)
+@click.option(
+    "--format", "output", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+def compare(
+    results_dir: Path,
+    first: tuple[str, ...],
+    second: tuple[str, ...],
+    at: tuple[str, ...],
+    metric: str | None,
+    expect: str | None,
+    min_difference: float,
+    output: str,
+) -> None:
+    """Compare two groups of runs in one result folder.
+
+    Paired by seed where the groups share seeds (paired t-test, or Wilcoxon
+    signed-rank when Shapiro-Wilk rejects normal differences), Welch's t-test
+    otherwise: the difference A - B with its 95% bootstrap interval, the
+    p-value and a standardized effect size, by the code the report uses.
+
+    \b
+    Example:
+        stateful-lab compare results/lag_copy --a variant=stateful --b variant=stateless \\
+            --at data.lag=2 --expect greater --min-difference 0.02
+    """
+    from .compare import compare_groups, render
+    from .results import ResultsError
+
+    try:
+        row = compare_groups(results_dir, first, second, at, metric, expect, min_difference)
+    except (ValueError, ResultsError) as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(render(row, output), nl=False)
 
 
 def _check_writable(out: Path) -> None:

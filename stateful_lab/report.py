@@ -213,7 +213,8 @@ def plot_sweep(config: ConfigResults, path: Path) -> bool:
     experiment = config.experiment
     if not experiment.sweep:
         return False
-    metrics = list(dict.fromkeys(claim.expect.metric for claim in experiment.claims)) or [config.metric]
+    judged = [claim.expect.metric for claim in experiment.claims if claim.expect.metric in config.runs.columns]
+    metrics = list(dict.fromkeys(judged)) or [config.metric]
     over, *others = list(experiment.sweep)
     values = experiment.sweep[over]
     numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)

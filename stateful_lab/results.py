@@ -69,11 +69,11 @@ def load_results(results_dir: Path) -> list[ConfigResults]:
     """The results in `results_dir` if a run wrote there, else in every sub-folder
     a run wrote, by name; swept keys' columns are read back as their config types
     (Experiment.typed)."""
-    folders = [results_dir] if _is_result_folder(results_dir) else sorted(results_dir.iterdir())
-    return [load_folder(folder) for folder in folders if _is_result_folder(folder)]
+    folders = [results_dir] if is_result_folder(results_dir) else sorted(results_dir.iterdir())
+    return [load_folder(folder) for folder in folders if is_result_folder(folder)]
 
 
-def _is_result_folder(folder: Path) -> bool:
+def is_result_folder(folder: Path) -> bool:
     return folder.is_dir() and all((folder / name).exists() for name in RESULT_FILES)
 
 

@@ -61,7 +61,7 @@ def _rows(config: ConfigResults, metrics: tuple[str, ...], where: tuple[str, ...
     summary = config.summary
     if any(f"{metric}_mean" not in summary.columns for metric in metrics):
         summary = summarize(config.runs, keys, metrics)
-    conditions = [_condition(experiment, item) for item in where]
+    conditions = [condition(experiment, item) for item in where]
     rows = []
     for record in summary.to_dict("records"):
         values = {"config": experiment.name, "variant": record["variant"]} | {key: record[key] for key in keys}
@@ -81,10 +81,12 @@ def _rows(config: ConfigResults, metrics: tuple[str, ...], where: tuple[str, ...
     return rows
 
 
-def _condition(experiment, item: str) -> tuple[str, Any]:
+def condition(experiment, item: str, option: str = "--where") -> tuple[str, Any]:
+    """KEY=VALUE as a selection: config and variant as text, a swept key's value
+    typed as its config says."""
     key, sep, text = item.partition("=")
     if not sep or not key:
-        raise ValueError(f"--where {item!r}: expected KEY=VALUE, e.g. --where variant=stateful")
+        raise ValueError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} variant=stateful")
     return key, (text if key in ("config", "variant") else experiment.typed(key, text))
 
 

@@ -199,6 +199,9 @@ class CompiledLoop:
     """A model, its optimizer and its XLA-compiled epoch functions, for one shape."""
 
     _cache: dict[str, CompiledLoop] = {}
+    CACHED = 16
+    """Compiled twins kept at once; the least recently used goes first, so that a
+    process running many configs (`run configs/*.yaml`) does not grow without end."""
 
     @classmethod
     def for_run(cls, experiment: Experiment, variant: str, train_samples: int, test_samples: int):
@@ -207,9 +210,11 @@ class CompiledLoop:
         seed or in a data value (a lag, a layout) share it, and a setting added
         later can never re-use a function compiled for another value of it."""
         key = cls.key(experiment, variant, train_samples, test_samples)
-        if key not in cls._cache:
-            cls._cache[key] = cls(experiment, variant)
-        return cls._cache[key]
+        compiled = cls._cache.pop(key, None) or cls(experiment, variant)
+        cls._cache[key] = compiled  # now the most recently used (dicts keep insertion order)
+        while len(cls._cache) > cls.CACHED:
+            del cls._cache[next(iter(cls._cache))]
+        return compiled
 
     @staticmethod
     def key(experiment: Experiment, variant: str, train_samples: int, test_samples: int) -> str:

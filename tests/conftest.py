@@ -7,6 +7,13 @@ from hypothesis import settings
 
 from stateful_lab.config import load_experiment
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one TensorFlow thread pool each
+    # (tiny models gain nothing from more), inherited by the processes they start,
+    # so the workers do not fight over the cores. Set before TensorFlow starts.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 SMOKE_EPOCHS = 2
@@ -31,6 +38,10 @@ def smoke_overrides(path: Path) -> list[str]:
         f"seeds={1 if experiment.train.isolate else 2}",
     ]
     overrides += [f"data.{key}={value}" for key, value in tiny.items()]
+    if experiment.train.trainer == "fit" and not experiment.train.isolate and "train.trainer" not in experiment.sweep:
+        # The trainers are held equal in test_trainers; here a batch-1 fit epoch of the
+        # tiny sizes (batch_time.yaml) would take seconds, the compiled loop a fraction.
+        overrides.append("train.trainer=loop")
     if experiment.sweep:
         overrides.append("sweep=" + json.dumps(_shrunk_sweep(experiment)))
     return overrides

@@ -1,12 +1,13 @@
 """The command line's surface: help with examples, version, and refusing an
 output folder it cannot write before any training."""
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
 
-from .conftest import smoke_experiment
+from .conftest import CONFIGS, smoke_experiment
 
 GOOD = smoke_experiment("first_timestep").to_yaml()
 
@@ -34,3 +35,24 @@ def test_help_ends_with_an_example(command):
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and "stateful-lab, version" in result.output
+
+
+def test_run_takes_several_configs_in_one_process(tmp_path, monkeypatch):
+    """make reproduce runs every config in one call: each gets its own folder."""
+    monkeypatch.chdir(tmp_path)
+    configs = [str(CONFIGS / "first_timestep.yaml"), str(CONFIGS / "collocated.yaml")]
+    tiny = ["--set", "data.train_samples=32", "--set", "data.test_samples=16", "--set", "train.epochs=1"]
+    result = CliRunner().invoke(main, ["run", *configs, "--seeds", "1", "--quiet", *tiny])
+    assert result.exit_code == 0, result.output
+    assert "== first_timestep" in result.output and "== collocated" in result.output
+    for name in ("first_timestep", "collocated"):
+        assert len(pd.read_csv(tmp_path / "results" / name / "runs.csv")) == 2
+    one_folder = CliRunner().invoke(main, ["run", *configs, "--out", str(tmp_path / "x")])
+    assert one_folder.exit_code == 2 and "--out names one folder" in one_folder.output
+    twice = CliRunner().invoke(main, ["run", configs[0], configs[0]])
+    assert twice.exit_code == 2 and "would write the same folder" in twice.output
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    bad = CliRunner().invoke(main, ["run", *configs, "--set", "train.epochs=0"])  # every config checked first
+    assert bad.exit_code == 2 and "train.epochs" in bad.output and not (fresh / "results").exists()
