@@ -123,7 +123,8 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
         experiment.description.strip() or "(no description)",
         "",
         f"Task `{experiment.data.task}`, {len(experiment.seed_list)} seeds, {experiment.train.epochs} epochs, "
-        f"batch {experiment.train.batch_size}, units {experiment.model.units}, reset `{experiment.train.reset}`, "
+        f"batch {experiment.train.batch_size}, {experiment.model.cell} units {experiment.model.units}, "
+        f"reset `{experiment.train.reset}`, "
         f"trainer `{experiment.train.trainer}`"
         + (f"; sweep over {', '.join(f'`{key}` {values}' for key, values in experiment.sweep.items())}" if keys else "")
         + f". Files: [{config.folder.name}/]({config.folder.name}/).",
