@@ -78,7 +78,16 @@ def git_commit() -> str | None:
 
 
 def peak_memory_mb() -> float:
-    """This process's peak resident memory so far."""
+    """This process's peak resident memory so far. On Linux, VmHWM of
+    /proc/self/status: getrusage's ru_maxrss survives exec, so a child started
+    from a large parent (`run` over many configs) would report the parent's
+    peak instead of its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

@@ -321,3 +321,16 @@ def test_a_claim_threshold_must_be_finite(write_config):
         "     expect: {metric: test_loss, test: at_most, value: .inf}}\n"
     )
     assert_config_error(invoke("validate", write_config(text)), "claims[0].expect.value: got inf", "finite number")
+
+
+def test_every_declared_min_difference_says_why():
+    """A claim's smallest difference that matters comes with a comment giving the
+    reason, in the lines of its claim above the expectation."""
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            if "min_difference:" not in line:
+                continue
+            claim_start = max(i for i in range(index + 1) if lines[i].lstrip().startswith("- id:"))
+            comments = [text for text in lines[claim_start:index] if text.lstrip().startswith("#")]
+            assert comments, f"{path.name} line {index + 1}: say why this min_difference, in a comment above it"
