@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -136,9 +136,6 @@ class Comparison:
     paired, Cohen's d with the pooled sd when not."""
     unmatched: int = 0
     """Runs left out of a paired comparison because their seed has no partner."""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare(
