@@ -1,18 +1,22 @@
-"""`make bench`: how much faster the lab's compiled loop trains than the plain
-Keras procedure of the blog post "stateful option in Keras LSTM", and than Keras
-`fit` tuned as well as Keras allows (XLA and every batch of an epoch in one call).
+"""`make bench`: how fast the lab trains the blog's setup, against Keras itself.
 
-Both train the blog's stateful first_timestep model (1024 samples, batch 4,
-5 steps, 3 units) for 5 epochs, in this one process. The plain side is written
-with Keras alone, the way the article trains: reset, then fit(epochs=1,
-shuffle=False), each epoch. Each side is warmed up first (tracing and XLA
-compilation happen once per process and are not per-epoch costs), then timed over
-REPEATS trainings; the figure is the median ms per epoch. The whole `stateful-lab
-run` is then timed with 1 seed and with 10 seeds, compile and import included.
+The blog post "stateful option in Keras LSTM": its stateful first_timestep model
+(1024 samples, batch 4, 5 steps, 3 units) trained for 5 epochs, in this one
+process, four ways: the plain Keras procedure the article uses (reset, then
+fit(epochs=1, shuffle=False), each epoch); Keras `fit` tuned as well as Keras
+allows (XLA and every batch of an epoch in one call); the lab's single-run `loop`
+trainer; and the lab's grouped runs (grouped.py), many runs in one program, per
+run. Each is warmed up first (tracing and XLA compilation happen once per shape
+and process, not per epoch), then timed over REPEATS trainings; figures are
+median ms of training per epoch. Then: the per-run cost as the group grows, the
+floating-point rate achieved against the machine's, a 100-run group's memory,
+and the whole `stateful-lab run` with 1 and 10 seeds, import and compile included.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,18 +25,26 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from .atomic import write_atomic
-from .config import load_experiment
-from .models import build_model
-from .provenance import cpu_model
+from .config import Experiment, load_experiment
+from .grouped import GroupedLoop
+from .models import GATES, build_model
+from .provenance import cpu_model, peak_memory_mb
 from .tasks import make_dataset
 from .trainers import train_loop
-from .unit import seed_everything
+from .unit import Unit, _prepared, seed_everything
 
 REPEATS = 3
 EPOCHS = 5
 CONFIG = Path("configs/first_timestep.yaml")
+GROUP = 20
+"""Runs in the group whose per-run cost is set against tuned fit."""
+GROUP_SIZES = (1, 5, 20, 100)
+FLOPS_PER_CYCLE = 32
+"""Float32 operations per core and cycle with AVX2 and FMA: two 256-bit fused
+multiply-add pipes, 8 lanes each, 2 operations per multiply-add."""
 
 
 def keras_fit_ms_per_epoch(x, y, tuned: bool = False) -> float:
@@ -79,6 +91,84 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
     return statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
 
 
+def trained_group(experiment: Experiment, runs: int) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
+    """A group of `runs` stateful runs (seeds 0..runs-1), loaded and compiled."""
+    prepared = [_prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
+    group = GroupedLoop.for_group(experiment, runs, ("bench",))
+    group.load([weights for _, weights in prepared], [True] * runs)
+    x, y = group.batches([dataset.x_train for dataset, _ in prepared], [dataset.y_train for dataset, _ in prepared])
+    group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the group's epoch
+    return group, x, y
+
+
+def lab_group_ms_per_epoch(experiment: Experiment, runs: int) -> float:
+    """Median ms per epoch of training a group of `runs` runs (all of them)."""
+    group, x, y = trained_group(experiment, runs)
+
+    def one_training() -> float:
+        group.reset_states()
+        started = time.perf_counter()
+        for _ in range(EPOCHS):
+            group.train_epoch(x, y)[0].numpy()
+        return (time.perf_counter() - started) * 1000 / EPOCHS
+
+    return statistics.median(one_training() for _ in range(REPEATS))
+
+
+def training_flops_per_epoch(experiment: Experiment, samples: int) -> int:
+    """Floating-point operations of one run's training epoch, counting the matrix
+    products (2 m n k each) of the forward pass and twice that for the backward
+    pass (the input and the weight gradients), the usual convention; the
+    element-wise gate arithmetic and the optimizer are left out, so this is a
+    floor on the work done."""
+    spec, data = experiment.model, experiment.data
+    gates, inputs, per_sample = GATES[spec.cell], data.features, 0
+    for units in spec.units:
+        per_sample += data.timesteps * 2 * (inputs + units) * gates * units
+        inputs = units
+    per_sample += 2 * inputs  # the Dense head
+    return 3 * per_sample * samples
+
+
+def measured_matmul_gflops(size: int = 2048) -> float:
+    """The float32 rate of one large matrix product with all of TensorFlow's
+    threads, the best these cores reach in practice."""
+    a = tf.random.stateless_uniform((size, size), seed=(1, 2))
+    tf.matmul(a, a).numpy()
+    started = time.perf_counter()
+    for _ in range(5):
+        tf.matmul(a, a).numpy()
+    return 5 * 2 * size**3 / (time.perf_counter() - started) / 1e9
+
+
+def nominal_peak_gflops() -> float | None:
+    """Cores x clock x FLOPS_PER_CYCLE, from /proc/cpuinfo; None if unknown."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            mhz = next(float(line.split(":")[1]) for line in cpuinfo if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return (os.cpu_count() or 1) * mhz * 1e6 * FLOPS_PER_CYCLE / 1e9
+
+
+def group_memory(runs: int) -> dict[str, float]:
+    """In a fresh process: peak memory after loading a `runs`-run group's data and
+    compiling it, and after training it for EPOCHS epochs (VmHWM, MB)."""
+    child = subprocess.run(
+        [sys.executable, "-m", "stateful_lab.bench", "--memory", str(runs)], capture_output=True, text=True, check=True
+    )
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(runs: int) -> None:
+    experiment = bench_experiment()
+    before = peak_memory_mb()
+    group, x, y = trained_group(experiment, runs)
+    for _ in range(EPOCHS):
+        group.train_epoch(x, y)[0].numpy()
+    print(json.dumps({"before_mb": before, "peak_mb": peak_memory_mb()}))
+
+
 def time_cli_run(seeds: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -90,8 +180,12 @@ def time_cli_run(seeds: int) -> float:
         return time.perf_counter() - started
 
 
+def bench_experiment() -> Experiment:
+    return load_experiment(CONFIG, ["train.trainer=loop", "variants=[stateful]", f"train.epochs={EPOCHS}"])
+
+
 def main() -> None:
-    experiment = load_experiment(CONFIG, ["train.trainer=loop", "variants=[stateful]", f"train.epochs={EPOCHS}"])
+    experiment = bench_experiment()
     dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
     # Keras' fit turns XLA off while TensorFlow's op determinism is on, which the lab's
     # seeding enables; a user tuning fit for speed would not, so it is timed first.
@@ -99,44 +193,85 @@ def main() -> None:
     seed_everything(0)
     plain = keras_fit_ms_per_epoch(dataset.x_train, dataset.y_train)
     loop, loop_with_evaluation = lab_loop_ms_per_epoch(experiment, dataset)
-    print(f"plain Keras fit loop:      {plain:.1f} ms/epoch (median of {REPEATS})", flush=True)
-    print(f"tuned Keras fit loop:      {tuned:.1f} ms/epoch (median of {REPEATS})", flush=True)
-    print(f"lab loop trainer:          {loop:.2f} ms/epoch (median of {REPEATS})", flush=True)
-    print(f"  with its test evaluation: {loop_with_evaluation:.2f} ms/epoch", flush=True)
+    print(f"plain Keras fit loop:       {plain:.1f} ms/epoch (median of {REPEATS})", flush=True)
+    print(f"tuned Keras fit loop:       {tuned:.1f} ms/epoch", flush=True)
+    print(f"lab loop trainer, one run:  {loop:.2f} ms/epoch ({tuned / loop:.1f}x tuned fit)", flush=True)
+    groups = {runs: lab_group_ms_per_epoch(experiment, runs) for runs in GROUP_SIZES}
+    for runs, ms in groups.items():
+        print(f"lab group of {runs:3d} runs:     {ms:.2f} ms/epoch, {ms / runs:.3f} ms per run", flush=True)
+    per_run = groups[GROUP] / GROUP
+    print(f"grouped ({GROUP} runs), per run: {tuned / per_run:.1f}x tuned fit, {plain / per_run:.0f}x plain fit")
+    flops = training_flops_per_epoch(experiment, len(dataset.x_train))
+    best = max(GROUP_SIZES, key=lambda runs: runs / groups[runs])
+    achieved = flops * best / (groups[best] / 1000) / 1e9
+    matmul, nominal = measured_matmul_gflops(), nominal_peak_gflops()
+    print(f"floating point: {achieved:.2f} GFLOP/s at {best} runs; one large matmul {matmul:.1f}; nominal {nominal}")
+    memory = group_memory(100)
+    print(f"100-run group: peak {memory['peak_mb']:.0f} MB ({memory['before_mb']:.0f} MB before the group)")
     one, ten = time_cli_run(1), time_cli_run(10)
     print(f"stateful-lab run {CONFIG} --seeds 1:  {one:.1f} s")
     print(f"stateful-lab run {CONFIG} --seeds 10: {ten:.1f} s ({ten / one:.2f}x one seed)")
-    speedup = plain / loop
     write_atomic(
         Path("results/bench.md"),
-        "\n".join(
-            [
-                "# Benchmark: plain and tuned Keras fit vs the lab's compiled loop",
-                "",
-                "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
-                f"{EPOCHS} epochs. Median of {REPEATS} trainings after one warm-up, in one process "
-                "(`make bench`).",
-                "",
-                "| measurement | figure |",
-                "|---|---|",
-                f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} ms/epoch |",
-                f"| lab `loop` trainer: one XLA-compiled function per epoch | {loop:.2f} ms/epoch |",
-                "| Keras tuned: the same, compiled with jit_compile=True, "
-                f"steps_per_execution={len(dataset.x_train) // 4} | {tuned:.1f} ms/epoch |",
-                f"| speedup over plain fit (same work: training epochs only) | {speedup:.1f}x |",
-                f"| speedup over tuned fit | {tuned / loop:.1f}x |",
-                "| lab `loop` with its per-epoch test evaluation (256 samples) | "
-                f"{loop_with_evaluation:.2f} ms/epoch |",
-                f"| `stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included) | {one:.1f} s |",
-                f"| `stateful-lab run {CONFIG} --seeds 10` | {ten:.1f} s ({ten / one:.2f}x one seed) |",
-                "",
-                f"Machine: {cpu_model()}, {__import__('os').cpu_count()} cores.",
-                "",
-            ]
+        report(
+            plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten
         ),
     )
-    print(f"speedup: {speedup:.1f}x over plain fit, {tuned / loop:.1f}x over tuned fit")
+
+
+def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten):
+    per_run = groups[GROUP] / GROUP
+    lines = [
+        "# Benchmark: Keras fit, plain and tuned, against the lab's single and grouped runs",
+        "",
+        "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
+        f"{EPOCHS} epochs. Median ms of training per epoch over {REPEATS} trainings after a warm-up, "
+        "all in one process (`make bench`).",
+        "",
+        "| measurement | ms per epoch | per run | tuned fit / this |",
+        "|---|---|---|---|",
+        f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} | {plain:.1f} | "
+        f"{tuned / plain:.2f}x |",
+        "| Keras tuned: jit_compile=True, steps_per_execution=256 (every batch of an epoch in one call) | "
+        f"{tuned:.1f} | {tuned:.1f} | 1x |",
+        f"| lab `loop` trainer, one run per program | {loop:.2f} | {loop:.2f} | {tuned / loop:.1f}x |",
+        f"| lab grouped runs, {GROUP} in one program | {groups[GROUP]:.2f} | {per_run:.3f} | "
+        f"**{tuned / per_run:.0f}x** |",
+        "",
+        f"Grouped, per run: {plain / per_run:.0f}x the plain fit loop. The lab's single-run loop with its "
+        f"per-epoch test evaluation: {loop_with_evaluation:.2f} ms/epoch.",
+        "",
+        "Per-run cost as the group grows:",
+        "",
+        "| runs in the group | ms per epoch (whole group) | ms per run | tuned fit / this |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {runs} | {ms:.2f} | {ms / runs:.3f} | {tuned * runs / ms:.0f}x |" for runs, ms in groups.items()]
+    nominal_text = f"{nominal:.0f} GFLOP/s" if nominal else "unknown"
+    lines += [
+        "",
+        f"Floating-point work: {flops / 1e6:.2f} million operations per run and epoch (the matrix products, "
+        f"forward and backward; a floor). At {best} runs the group does {achieved:.2f} GFLOP/s: "
+        f"{100 * achieved / matmul:.1f}% of what one large float32 matrix product reaches on these cores "
+        f"({matmul:.1f} GFLOP/s, measured) and {100 * achieved / nominal:.2f}% of their nominal peak "
+        f"({nominal_text}: {os.cpu_count()} cores x clock x {FLOPS_PER_CYCLE} float32 operations per cycle)."
+        if nominal
+        else "",
+        "",
+        f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
+        f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
+        "",
+        f"`stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included): {one:.1f} s; "
+        f"`--seeds 10`: {ten:.1f} s ({ten / one:.2f}x one seed).",
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--memory"]:
+        _memory_child(int(sys.argv[2]))
+    else:
+        main()

@@ -6,8 +6,10 @@ Exit codes: 0 success; 2 bad usage or bad config; 1 a run that failed.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -151,27 +153,106 @@ def run(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     failed = False
-    for experiment, folder in zip(experiments, folders):
-        if len(experiments) > 1:
-            click.echo(f"== {experiment.name}")
-        failed |= _run_one(experiment, folder, jobs, scheduler, force, quiet)
+    cache = _share_compilations() if jobs > 1 and not scheduler else None
+    try:
+        if len(experiments) > 1 and jobs > 1 and not scheduler:
+            failed = _run_pipelined(experiments, folders, jobs, force, quiet)
+        else:
+            failed = _run_each(experiments, folders, jobs, scheduler, force, quiet)
+    finally:
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
     if failed:
         sys.exit(1)
 
 
-def _run_one(experiment: Experiment, out: Path, jobs: int, scheduler: str | None, force: bool, quiet: bool) -> bool:
-    """Run one experiment into `out` and report it; True if some of its runs failed."""
+def _share_compilations() -> str | None:
+    """A fresh XLA compilation cache for this command, shared by its worker
+    processes through TF_XLA_FLAGS (which they inherit): a program one worker
+    compiled (groups of the same settings and size, in this config or another)
+    the other loads instead of compiling again (0.4 s instead of 1.6 s for the
+    blog's model). Made empty here and removed at the end, so every command
+    starts cold. None if the caller set a cache directory of their own."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "tf_xla_persistent_cache_directory" in flags:
+        return None
+    folder = tempfile.mkdtemp(prefix="stateful-lab-xla-")
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+    return folder
+
+
+def _run_each(
+    experiments: list[Experiment], folders: list[Path], jobs: int, scheduler: str | None, force: bool, quiet: bool
+) -> bool:
+    """Configs one after another, each on its own workers (or in this process)."""
+    from .runner import run_experiment  # imports TensorFlow: keep --help fast
+
+    failed = False
+    for experiment, folder in zip(experiments, folders):
+        if len(experiments) > 1:
+            click.echo(f"== {experiment.name}")
+        failed |= _run_one(
+            experiment,
+            folder,
+            quiet,
+            lambda progress, experiment=experiment, folder=folder: run_experiment(
+                experiment, folder, progress=progress, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
+            ),
+        )
+    return failed
+
+
+def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int, force: bool, quiet: bool) -> bool:
+    """Several configs on one pool of workers: every config's folder locked and its
+    runs planned and queued first, then each completed and reported in turn."""
+    from contextlib import ExitStack
+
+    from .provenance import peak_memory_mb
+    from .runner import FolderInUse, Planned, WorkPool, folder_lock
+
+    failed = False
+    with ExitStack() as locks:
+        try:
+            for folder in folders:
+                locks.enter_context(folder_lock(folder))
+        except FolderInUse as error:
+            raise click.UsageError(str(error)) from None
+        pool = WorkPool(jobs)
+        try:
+            planned = [Planned.of(experiment, folder, force) for experiment, folder in zip(experiments, folders)]
+            queued = pool.submit([plan.todo for plan in planned])
+            for plan, results in zip(planned, queued):
+                click.echo(f"== {plan.experiment.name}")
+                failed |= _run_one(
+                    plan.experiment,
+                    plan.out_dir,
+                    quiet,
+                    lambda progress, plan=plan, results=results: plan.complete(
+                        results, progress, quiet, {"jobs": jobs, "scheduler": None}
+                    ),
+                )
+        except BaseException:
+            pool.shutdown()
+            raise
+    click.echo(
+        f"peak memory: {peak_memory_mb():.0f} MB in this process, {pool.worker_peak_mb:.0f} MB in the largest "
+        f"of {jobs} workers"
+    )
+    return failed
+
+
+def _run_one(experiment: Experiment, out: Path, quiet: bool, work) -> bool:
+    """Run one experiment into `out` with `work(progress)` and report it; True if
+    some of its runs failed."""
     from .atomic import WriteError
     from .results import summary_markdown
-    from .runner import FolderInUse, SchedulerError, run_experiment  # imports TensorFlow: keep --help fast
+    from .runner import FolderInUse, SchedulerError  # imports TensorFlow: keep --help fast
 
     resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
         # A live bar on a terminal; plain lines in logs, CI and with --quiet.
         progress = BarProgress() if sys.stdout.isatty() and not quiet else LineProgress(click.echo, quiet)
-        outcome = run_experiment(
-            experiment, out, progress=progress, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
-        )
+        outcome = work(progress)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted; {resume}.", err=True)
         sys.exit(130)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,7 +73,12 @@ class RunResult:
         return run_label(self.point, self.variant, self.seed)
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **asdict(self)}, indent=1) + "\n"
+        """One compact line: json's C encoder (an indented file takes its pure-Python
+        one, and dataclasses.asdict deep-copies every epoch: together 10 of the 26 s
+        of a 60-run, 1000-epoch config)."""
+        record = {item.name: getattr(self, item.name) for item in fields(self)}
+        record["epochs"] = [vars(epoch) for epoch in self.epochs]
+        return json.dumps({"format": FORMAT, **record}, separators=(",", ":")) + "\n"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunResult:

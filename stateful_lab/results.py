@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +225,8 @@ def tables(
     epoch_rows, run_rows = [], []
     for result in results:
         base = {"config": config, **result.point, "variant": result.variant, "seed": result.seed}
-        epochs = [{key: value for key, value in asdict(epoch).items() if key != "forecasts"} for epoch in result.epochs]
+        # vars, not dataclasses.asdict, which deep-copies: 13 of 14 s for 120 runs of 1000 epochs
+        epochs = [{key: value for key, value in vars(epoch).items() if key != "forecasts"} for epoch in result.epochs]
         for epoch in epochs:
             epoch_rows.append(base | epoch | {"status": result.status})
         if result.status == "failed":
@@ -255,7 +256,7 @@ def epoch_tables(results: list[RunResult]) -> list[str]:
     groups: dict[tuple, dict[str, list]] = {}
     for result in results:
         point = tuple(result.point.items())
-        groups.setdefault((point, result.seed), {})[result.variant] = [asdict(epoch) for epoch in result.epochs]
+        groups.setdefault((point, result.seed), {})[result.variant] = [vars(epoch) for epoch in result.epochs]
     lines = []
     for (point, seed), per_variant in groups.items():
         lines.append(f"seed {seed}" + "".join(f" {key}={value}" for key, value in point))

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from .config import Experiment
 from .console import LineProgress
 from .records import RunResult, UnitStore
 from .results import METRICS, epoch_tables, forecast_table, tables, write_results
-from .unit import Unit, plan_units, run_unit
+from .unit import Unit, estimated_seconds, group_units, plan_groups, plan_units, run_units, split_for_workers
 
 
 @dataclass
@@ -47,113 +49,197 @@ def run_experiment(
     files from exactly this config's units. `progress` shows the runs and prints
     the lab's lines (default: plain lines on stdout)."""
     with folder_lock(out_dir):
-        return _run_holding_the_lock(
-            experiment, out_dir, progress or LineProgress(print, quiet), quiet, jobs, scheduler, force
+        planned = Planned.of(experiment, out_dir, force)
+        return planned.complete(
+            lambda begin: execute(planned.todo, jobs, scheduler, begin=begin),
+            progress or LineProgress(print, quiet),
+            quiet,
+            {"jobs": jobs, "scheduler": scheduler},
         )
 
 
-def _run_holding_the_lock(
-    experiment: Experiment,
-    out_dir: Path,
-    progress: LineProgress,
-    quiet: bool,
-    jobs: int,
-    scheduler: str | None,
-    force: bool,
-) -> RunOutcome:
-    echo = progress.echo
-    started_at, started = provenance.now(), time.perf_counter()
-    units = plan_units(experiment)
-    store = UnitStore(out_dir / "units")
-    for folder in (out_dir, store.folder):
-        remove_temporaries(folder)  # left by a writer that was killed; we hold the lock
-    unreadable = 0 if force else sum(store.unreadable(unit.key) for unit in units)
-    todo = [unit for unit in units if force or not store.finished(unit.key)]
-    train = experiment.train
-    echo(
-        f"{experiment.name}: task {experiment.data.task}, {len(experiment.points)} points x "
-        f"{len(experiment.seed_list)} seeds x {len(experiment.variants)} variants = {len(units)} runs, "
-        f"{train.epochs} epochs, trainer {train.trainer}"
-    )
-    if len(todo) < len(units):
-        echo(f"skipped {len(units) - len(todo)} finished runs; --force to re-run them")
-    if unreadable:
+@dataclass
+class Planned:
+    """A config's runs, planned: which are to run and which are stored already.
+    The caller holds the output folder's lock from planning to completion."""
+
+    experiment: Experiment
+    out_dir: Path
+    units: list[Unit]
+    todo: list[Unit]
+    store: UnitStore
+    unreadable: int
+    started_at: str
+    started: float
+
+    @classmethod
+    def of(cls, experiment: Experiment, out_dir: Path, force: bool) -> Planned:
+        started_at, started = provenance.now(), time.perf_counter()
+        units = plan_units(experiment)
+        store = UnitStore(out_dir / "units")
+        for folder in (out_dir, store.folder):
+            remove_temporaries(folder)  # left by a writer that was killed; we hold the lock
+        unreadable = 0 if force else sum(store.unreadable(unit.key) for unit in units)
+        todo = [unit for unit in units if force or not store.finished(unit.key)]
+        return cls(experiment, out_dir, units, todo, store, unreadable, started_at, started)
+
+    def complete(
+        self,
+        results: Callable[[Callable[[str], None]], Iterable[RunResult]],
+        progress: LineProgress,
+        quiet: bool,
+        execution: dict,
+    ) -> RunOutcome:
+        """Store the results of the runs to do as `results(begin)` yields them,
+        then write the result files from exactly this config's units."""
+        experiment, out_dir, units, todo, store = self.experiment, self.out_dir, self.units, self.todo, self.store
+        echo = progress.echo
+        train = experiment.train
         echo(
-            f"re-running {unreadable} runs whose stored results were unreadable"
-            if unreadable > 1
-            else "re-running 1 run whose stored result was unreadable"
+            f"{experiment.name}: task {experiment.data.task}, {len(experiment.points)} points x "
+            f"{len(experiment.seed_list)} seeds x {len(experiment.variants)} variants = {len(units)} runs, "
+            f"{train.epochs} epochs, trainer {train.trainer}"
         )
+        if len(todo) < len(units):
+            echo(f"skipped {len(units) - len(todo)} finished runs; --force to re-run them")
+        if self.unreadable:
+            echo(
+                f"re-running {self.unreadable} runs whose stored results were unreadable"
+                if self.unreadable > 1
+                else "re-running 1 run whose stored result was unreadable"
+            )
 
-    progress.start(len(todo))
-    noted: set[str] = set()
-    try:
-        for result in execute(todo, jobs, scheduler, begin=progress.begin):
-            store.save(result)
-            for note in result.notes:  # what was trimmed or left out, once per distinct note
-                if note not in noted:
-                    noted.add(note)
-                    echo(note)
-            progress.finish(result.label, result.status, result.seconds)
-            if result.status == "failed":
-                echo(f"FAILED {result.label}: {result.error}")
-    finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
-        progress.close()
+        progress.start(len(todo))
+        noted: set[str] = set()
+        produced: dict[str, RunResult] = {}
+        try:
+            for result in results(progress.begin):
+                store.save(result)
+                produced[result.key] = result
+                for note in result.notes:  # what was trimmed or left out, once per distinct note
+                    if note not in noted:
+                        noted.add(note)
+                        echo(note)
+                progress.finish(result.label, result.status, result.seconds)
+                if result.status == "failed":
+                    echo(f"FAILED {result.label}: {result.error}")
+        finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
+            progress.close()
 
-    results = [store.load(unit.key) for unit in units]
-    metrics = (*METRICS, *experiment.data.metrics)
-    epochs, runs = tables(experiment.name, results, metrics)
-    diverged = [result.label for result in results if result.status == "diverged"]
-    failed = [result.label for result in results if result.status == "failed"]
-    if not quiet:
-        for line in epoch_tables(results):
-            echo(line)
-    meta = run_metadata(experiment, started_at, time.perf_counter() - started) | {
-        "jobs": jobs,
-        "scheduler": scheduler,
-        "runs": len(units),
-        "ran": len(todo),
-        "skipped": len(units) - len(todo),
-        "diverged": diverged,
-        "failed": failed,
-    }
-    forecasts = forecast_table(
-        experiment.name, [(result, unit.experiment.data.forecast_set()) for unit, result in zip(units, results)]
-    )
-    summary = write_results(
-        out_dir,
-        epochs,
-        runs,
-        experiment.to_yaml(),
-        meta,
-        title=experiment.name,
-        group_keys=list(experiment.sweep),
-        metrics=metrics,
-        forecasts=forecasts,
-    )
-    return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
+        # what this command produced, as stored; the rest as stored before
+        results = [produced.get(unit.key) or store.load(unit.key) for unit in units]
+        metrics = (*METRICS, *experiment.data.metrics)
+        epochs, runs = tables(experiment.name, results, metrics)
+        diverged = [result.label for result in results if result.status == "diverged"]
+        failed = [result.label for result in results if result.status == "failed"]
+        if not quiet:
+            for line in epoch_tables(results):
+                echo(line)
+        meta = run_metadata(experiment, self.started_at, time.perf_counter() - self.started) | {
+            **execution,
+            "runs": len(units),
+            "ran": len(todo),
+            "skipped": len(units) - len(todo),
+            "diverged": diverged,
+            "failed": failed,
+        }
+        forecasts = forecast_table(
+            experiment.name, [(result, unit.experiment.data.forecast_set()) for unit, result in zip(units, results)]
+        )
+        summary = write_results(
+            out_dir,
+            epochs,
+            runs,
+            experiment.to_yaml(),
+            meta,
+            title=experiment.name,
+            group_keys=list(experiment.sweep),
+            metrics=metrics,
+            forecasts=forecasts,
+        )
+        return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
+
+
+class WorkPool:
+    """Local worker processes shared by several configs (`run` with several
+    configs and --jobs N): every config's work is queued as soon as it is planned,
+    so the workers train the next configs while this process writes a finished
+    config's results, and no worker waits at a config's end. A group is not
+    halved here (as `execute` halves one for idle workers): the next config's
+    work keeps the other worker busy, and each half would compile its own program."""
+
+    def __init__(self, jobs: int):
+        from joblib.externals.loky import get_reusable_executor
+
+        self.executor = get_reusable_executor(max_workers=jobs)
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.jobs = jobs
+        self.worker_peak_mb = 0.0
+        """The largest peak memory of a worker, as far as their work has reported."""
+
+    def submit(self, todos: list[list[Unit]]) -> list[Callable[[Callable[[str], None]], Iterator[RunResult]]]:
+        """Queue every config's units to do, the longest work first (so that none
+        starts last and holds up the end); for each config, the function that
+        yields its results as they finish."""
+        grouped = [group_units(todo) for todo in todos]
+        total = sum(estimated_seconds(item) for items in grouped for item in items)
+        pieces = [
+            (config, piece)
+            for config, items in enumerate(grouped)
+            for piece in split_for_workers(items, self.jobs, total)
+        ]
+        pieces.sort(key=lambda pair: -estimated_seconds(pair[1]))
+        futures: list[list] = [[] for _ in todos]
+        for config, piece in pieces:
+            futures[config].append(self.executor.submit(_run_reporting_memory, piece, self.threads))
+        return [self._results(config_futures) for config_futures in futures]
+
+    def _results(self, futures: list) -> Callable[[Callable[[str], None]], Iterator[RunResult]]:
+        def results(begin: Callable[[str], None]) -> Iterator[RunResult]:
+            begin(f"{self.jobs} at a time")
+            for future in as_completed(futures):
+                results, peak = future.result()
+                self.worker_peak_mb = max(self.worker_peak_mb, peak)
+                yield from results
+
+        return results
+
+    def shutdown(self) -> None:
+        """Stop the workers now (an interrupted run: queued work is abandoned)."""
+        self.executor.shutdown(wait=False, kill_workers=True)
 
 
 def execute(
     units: list[Unit], jobs: int = 1, scheduler: str | None = None, begin: Callable[[str], None] = lambda label: None
 ) -> Iterator[RunResult]:
-    """Yield each unit's result as it finishes; `begin` hears of each run as it
-    starts, where runs go one at a time."""
+    """Yield each unit's result as it finishes (a group's all at once); `begin`
+    hears of each work item as it starts, where items go one at a time."""
+    items = plan_groups(units, jobs if not scheduler else 1)
     if scheduler:
-        yield from _execute_on_dask(units, scheduler)
-    elif jobs > 1 and len(units) > 1:
+        yield from _execute_on_dask(items, scheduler)
+    elif jobs > 1 and len(items) > 1:
         from joblib import Parallel, delayed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-        begin(f"{min(jobs, len(units))} runs at a time")
-        yield from parallel(delayed(run_unit)(unit, threads) for unit in units)
+        begin(f"{min(jobs, len(items))} at a time")
+        for results in parallel(delayed(run_units)(item, threads) for item in items):
+            yield from results
     else:
-        for unit in units:
-            begin(unit.label)
-            yield run_unit(unit)
+        for item in items:
+            begin(item[0].label if len(item) == 1 else f"{len(item)} runs together: {_group_label(item)}")
+            yield from run_units(item)
 
 
-def _execute_on_dask(units: list[Unit], address: str) -> Iterator[RunResult]:
+def _group_label(units: list[Unit]) -> str:
+    seeds = sorted({unit.seed for unit in units})
+    points = len({json.dumps(unit.point, sort_keys=True, default=str) for unit in units})
+    span = f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else f"{len(seeds)} seeds"
+    variants = " and ".join(dict.fromkeys(unit.variant for unit in units))
+    return f"{variants}, {span}" + (f", {points} points" if points > 1 else "")
+
+
+def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResult]:
     from distributed import Client, as_completed
 
     try:
@@ -169,9 +255,14 @@ def _execute_on_dask(units: list[Unit], address: str) -> Iterator[RunResult]:
                 f"Dask workers {threaded} run several threads; TensorFlow seeding is per process, so "
                 "start workers with one thread each (dask worker ADDRESS --nthreads 1 --nworkers N)"
             )
-        futures = client.map(run_unit, units, threads=1, pure=False)
+        futures = client.map(run_units, items, threads=1, pure=False)
         for future in as_completed(futures):
-            yield future.result()
+            yield from future.result()
+
+
+def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:
+    """A work item's results and the worker's peak memory so far."""
+    return run_units(units, threads), provenance.peak_memory_mb()
 
 
 class FolderInUse(RuntimeError):

@@ -1,6 +1,9 @@
 """The command line's surface: help with examples, version, and refusing an
 output folder it cannot write before any training."""
 
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -56,3 +59,25 @@ def test_run_takes_several_configs_in_one_process(tmp_path, monkeypatch):
     monkeypatch.chdir(fresh)
     bad = CliRunner().invoke(main, ["run", *configs, "--set", "train.epochs=0"])  # every config checked first
     assert bad.exit_code == 2 and "train.epochs" in bad.output and not (fresh / "results").exists()
+
+
+def test_several_configs_on_two_workers_give_the_numbers_of_each_run_alone(tmp_path, monkeypatch):
+    """With --jobs, every config's runs are queued on one pool at once (and its
+    workers share a compilation cache made for the command and removed after)."""
+    monkeypatch.chdir(tmp_path)
+    configs = [str(CONFIGS / "first_timestep.yaml"), str(CONFIGS / "collocated.yaml")]
+    tiny = ["--set", "train.epochs=2", "--set", "data.train_samples=64", "--set", "data.test_samples=32"]
+    caches_before = set(Path(tempfile.gettempdir()).glob("stateful-lab-xla-*"))
+    pooled = CliRunner().invoke(main, ["run", *configs, "--seeds", "2", "--quiet", "--jobs", "2", *tiny])
+    assert pooled.exit_code == 0, pooled.output
+    assert "in the largest of 2 workers" in pooled.output
+    assert set(Path(tempfile.gettempdir()).glob("stateful-lab-xla-*")) == caches_before
+    for config in configs:
+        name = Path(config).stem
+        alone = CliRunner().invoke(main, ["run", config, "--seeds", "2", "--quiet", "--out", "alone", *tiny])
+        assert alone.exit_code == 0, alone.output
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "results" / name / "epochs.csv").drop(columns="seconds"),
+            pd.read_csv(tmp_path / "alone" / "epochs.csv").drop(columns="seconds"),
+            atol=1e-5,
+        )

@@ -69,7 +69,7 @@ def test_a_terminal_gets_a_live_bar_and_stderr_stays_clean(tmp_path):
     assert stderr == ""  # no TensorFlow or absl line, on a machine without a GPU
     assert "\x1b[" in output  # drawn with terminal control codes
     assert "runs" in output and "4/4" in output and "0 diverged, 0 failed" in output
-    assert "seed 0 stateless" in output  # the run in flight
+    assert "4 runs together: stateless and stateful, seeds 0-1" in output  # the work in flight
     assert "[1/4]" not in output  # no plain progress lines on a terminal
     assert output.index("4/4") < output.index("Epoch: 0 (Loss, Acc)")  # the tables come after the bar
 

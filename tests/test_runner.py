@@ -12,12 +12,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from stateful_lab import trainers
+from stateful_lab import runner, trainers, unit
 from stateful_lab.cli import main
 
 from .conftest import ROOT, smoke
 
 SIX_RUNS = smoke("collocated_wide_window")  # 2 seeds x 3 variants
+ONE_AT_A_TIME = smoke("collocated_wide_window", "train.group=false")
+"""The six runs trained one at a time, so that an interruption finds some stored and
+some not (a group's runs are stored together when the group ends); the same numbers
+as the grouped runs within 1e-5 (tests/test_grouped.py)."""
 FOUR_RUNS = smoke("first_timestep")  # 2 seeds x 2 variants
 
 
@@ -73,7 +77,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes_to_the_same_numbers(
             "-m",
             "stateful_lab",
             "run",
-            *SIX_RUNS,
+            *ONE_AT_A_TIME,
             "--out",
             str(tmp_path),
             "--quiet",
@@ -101,7 +105,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes_to_the_same_numbers(
     assert not list(tmp_path.rglob("*.tmp"))
     assert not (tmp_path / "epochs.csv").exists()  # nothing half-summarized
 
-    resumed = run_cli(*SIX_RUNS, "--out", tmp_path)
+    resumed = run_cli(*ONE_AT_A_TIME, "--out", tmp_path)
     assert resumed.exit_code == 0, resumed.output
     assert f"skipped {len(finished)} finished runs" in resumed.output
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
@@ -154,15 +158,25 @@ def test_a_diverging_run_stops_early_and_is_counted_not_averaged(tmp_path):
     assert json.loads((tmp_path / "meta.json").read_text())["diverged"] == ["seed 0 stateful"]
 
 
-def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_path, monkeypatch):
-    real_loop = trainers.TRAINERS["loop"]
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "one at a time"])
+def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_path, monkeypatch, grouped):
+    real_loop, real_prepared = trainers.TRAINERS["loop"], unit._prepared
 
     def fails_for_stateful(model, experiment, dataset, variant):
         if variant == "stateful":
             raise RuntimeError("the optimizer exploded")
         yield from real_loop(model, experiment, dataset, variant)
 
-    monkeypatch.setitem(trainers.TRAINERS, "loop", fails_for_stateful)
+    def prepared_fails_for_stateful(one):
+        if one.variant == "stateful":
+            raise RuntimeError("the optimizer exploded")
+        return real_prepared(one)
+
+    if grouped:
+        monkeypatch.setattr(unit, "_prepared", prepared_fails_for_stateful)
+    else:
+        monkeypatch.setitem(trainers.TRAINERS, "loop", fails_for_stateful)
+        monkeypatch.setattr(runner, "plan_groups", lambda units, jobs=1: [[one] for one in units])
     result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
     assert result.exit_code == 1
     assert "FAILED seed 0 stateful: RuntimeError: the optimizer exploded" in result.output
@@ -173,7 +187,7 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
     assert "the optimizer exploded" in runs.loc["stateful", "error"]
     assert pd.read_csv(tmp_path / "summary.csv").set_index("variant").loc["stateful", "n_failed"] == 1
 
-    monkeypatch.setitem(trainers.TRAINERS, "loop", real_loop)
+    monkeypatch.undo()
     retried = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
     assert retried.exit_code == 0, retried.output
     assert "ran 1 of 2 runs" in retried.output
@@ -233,7 +247,7 @@ def test_a_full_disk_fails_with_one_line_and_leaves_no_partial_files(tmp_path, m
 
 
 def test_a_run_killed_hard_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
-    sweep = smoke("lag_copy")  # 4 sweep points x 2 seeds x 2 variants
+    sweep = smoke("lag_copy", "train.group=false")  # 4 sweep points x 2 seeds x 2 variants, one at a time
     assert run_cli(*sweep, "--out", tmp_path / "whole").exit_code == 0
     killed = tmp_path / "killed"
     process = subprocess.Popen(

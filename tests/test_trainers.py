@@ -218,6 +218,7 @@ OTHER_VALUES = {
     "train.reset": ("first_timestep", "never", []),
     "train.shuffle": ("first_timestep", True, ["variants=[stateless]", "train.trainer=fit"]),
     "train.isolate": ("first_timestep", True, []),
+    "train.group": ("first_timestep", False, []),
     "train.trainer": ("first_timestep", "fit", []),
     "variants": ("first_timestep", "[stateless]", []),
     "seeds": ("first_timestep", 5, []),

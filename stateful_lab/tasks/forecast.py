@@ -70,6 +70,25 @@ class ForecastSet:
         return self.rmse(self.previous)
 
 
+class ForecastSets:
+    """Several runs' ForecastSets side by side (one column per run), to score all
+    runs' forecasts at once with ForecastSet's arithmetic (a grouped epoch)."""
+
+    def __init__(self, sets: list[ForecastSet]):
+        self.low = np.array([one.low for one in sets])
+        self.high = np.array([one.high for one in sets])
+        self.differenced = np.array([bool(one.difference) for one in sets])
+        self.previous = np.stack([one.previous for one in sets], axis=-1)
+        self.actual = np.stack([one.actual for one in sets], axis=-1)
+
+    def scored(self, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled predictions (forecasts, runs) back in the series' units, and each
+        run's RMSE: ForecastSet.invert and rmse, column by column."""
+        values = (np.asarray(predictions, dtype=np.float64) + 1) / 2 * (self.high - self.low) + self.low
+        values = np.where(self.differenced, values + self.previous, values)
+        return values, np.sqrt(np.mean((values - self.actual) ** 2, axis=0))
+
+
 @register
 class Forecast(TaskData):
     task: Literal["forecast"] = "forecast"

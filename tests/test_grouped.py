@@ -1,0 +1,224 @@
+"""Runs trained as one group give, value for value, what the same runs give one at
+a time: every epoch's figures and the final weights within 1e-5, for every cell,
+reset policy, task, variant, optimizer and loss the lab has, and for the
+walk-forward forecasts. Groups split when memory is short, and a failing run
+costs no other run its result."""
+
+import numpy as np
+import pytest
+
+from stateful_lab import unit as unit_module
+from stateful_lab.grouped import GroupedLoop, bytes_per_run, split_sizes
+from stateful_lab.models import build_model, initial_weights
+from stateful_lab.records import EpochResult
+from stateful_lab.trainers import TRAINERS
+from stateful_lab.unit import Unit, _run_here, plan_groups, plan_units, run_group, seed_everything
+
+from .conftest import smoke_experiment
+
+TOLERANCE = 1e-5
+FIGURES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse")
+
+# Each case varies several things at once, so that together they cover every cell,
+# reset policy, task, variant, optimizer and loss with few compilations.
+CASES = {
+    "first_timestep, lstm, adam, mse, reset each epoch": ("first_timestep", ["train.epochs=3"]),
+    "collocated, gru, rmsprop, binary crossentropy, never reset": (
+        "collocated",
+        ["model.cell=gru", "train.optimizer=rmsprop", "model.loss=binary_crossentropy", "train.reset=never"],
+    ),
+    "lag_copy (a target per step), simple_rnn, sgd, mae, reset every batch": (
+        "lag_copy",
+        [
+            "model.cell=simple_rnn",
+            "train.optimizer=sgd",
+            "train.learning_rate=0.1",
+            "model.loss=mae",
+            "train.reset=batch",
+        ],
+    ),
+    "long_sequence (reset at each sequence), two stacked layers, clipnorm": (
+        "long_sequence",
+        ["model.units=[4,3]", "train.clipnorm=0.01"],
+    ),
+    "collocated_wide_window (wide_window), gru with Keras 2's hard sigmoid, epsilon": (
+        "collocated_wide_window",
+        ["variants=[wide_window]", "model.cell=gru", "model.recurrent_activation=hard_sigmoid_keras2"]
+        + ["train.epsilon=1e-8"],
+    ),
+    "random_series (regression), lstm with Keras 3's hard sigmoid": (
+        "random_series",
+        ["model.recurrent_activation=hard_sigmoid"],
+    ),
+    "shampoo forecasts, primed": ("shampoo", ["train.epochs=3"]),
+    "shampoo_state forecasts, reset after each, not primed": (
+        "shampoo_state",
+        ["train.epochs=3", "data.forecast_reset=each", "data.prime=false", "model.cell=gru"],
+    ),
+}
+
+
+def units_of(config, overrides, seeds=(0, 1, 2)):
+    """The smoke config's units (one sweep point), for `seeds`."""
+    experiment = smoke_experiment(config, *overrides, f"seeds={list(seeds)}")
+    point, point_experiment = experiment.points[0]
+    return [Unit(point, variant, seed, point_experiment) for seed in seeds for variant in experiment.variants]
+
+
+def assert_same_runs(grouped, alone, epochs):
+    for ours, reference in zip(grouped, alone, strict=True):
+        assert ours.label == reference.label and ours.status == reference.status == "ok"
+        assert len(ours.epochs) == len(reference.epochs) == epochs
+        for epoch, (a, b) in enumerate(zip(ours.epochs, reference.epochs, strict=True)):
+            for field in FIGURES:
+                x, y = getattr(a, field), getattr(b, field)
+                assert (np.isnan(x) and np.isnan(y)) or x == pytest.approx(y, abs=TOLERANCE), (ours.label, epoch, field)
+        np.testing.assert_allclose(ours.forecasts, reference.forecasts, rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
+    config, overrides = CASES[case]
+    units = units_of(config, overrides)
+    assert len(units) > 2 and len(plan_groups(units)) == 1  # stateless and stateful together, or wide_window
+    finals = {}
+    real_loop = TRAINERS["loop"]
+
+    def loop_keeping_weights(model, experiment, dataset, variant):  # the trainer sets the model's weights at the end
+        yield from real_loop(model, experiment, dataset, variant)
+        finals[(variant, dataset.seed)] = model.get_weights()
+
+    monkeypatch.setitem(TRAINERS, "loop", loop_keeping_weights)
+    alone = [_run_here(unit) for unit in units]
+    grouped = run_group(units)
+    assert_same_runs(grouped, alone, units[0].experiment.train.epochs)
+    group = list(GroupedLoop._cache.values())[-1]  # the group just trained (the most recently used)
+    for run, unit in enumerate(units):
+        for ours, reference in zip(group.weights_of(run), finals[(unit.variant, unit.seed)], strict=True):
+            np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+    # the weights moved: equality is not two untrained models agreeing
+    start = initial_weights(units[0].experiment, units[0].seed)
+    assert max(np.abs(a - b).max() for a, b in zip(group.weights_of(0), start)) > 1e-4
+    if config.startswith("shampoo"):
+        assert all(result.forecasts and np.isfinite(result.epochs[-1].test_rmse) for result in grouped)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_initial_weights_are_the_built_models_value_for_value(cell):
+    experiment = smoke_experiment("lag_copy", f"model.cell={cell}", "model.units=[4,3]")
+    for seed in (0, 5):
+        seed_everything(seed)
+        built = build_model(experiment, "stateful", experiment.train.batch_size, seed).get_weights()
+        made = initial_weights(experiment, seed)
+        assert [w.shape for w in made] == [w.shape for w in built]
+        for ours, reference in zip(made, built, strict=True):
+            np.testing.assert_array_equal(ours, reference)
+
+
+def test_a_group_short_of_memory_splits_and_gives_the_same_numbers():
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1, 2))
+    one = run_group(units)
+    dataset, _ = unit_module._prepared(units[0])
+    arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
+    per_run = bytes_per_run(units[0].experiment, units[0].variant, arrays)
+    calls = []
+    real = unit_module._train_group
+
+    def counting(items, shapes):
+        calls.append(len(items))
+        return real(items, shapes)
+
+    unit_module._train_group, saved = counting, real
+    try:
+        split = run_group(units, budget=2 * per_run)  # room for two runs at a time
+    finally:
+        unit_module._train_group = saved
+    assert calls == [2, 2, 2]
+    for a, b in zip(split, one, strict=True):
+        assert [e.test_loss for e in a.epochs] == pytest.approx([e.test_loss for e in b.epochs], abs=TOLERANCE)
+
+
+def test_split_sizes_are_as_equal_as_possible():
+    assert split_sizes(7, 3) == [3, 2, 2]
+    assert split_sizes(6, 6) == [6]
+    assert split_sizes(5, 0) == [1, 1, 1, 1, 1]
+
+
+def test_a_run_that_fails_fails_alone_and_the_group_trains(monkeypatch):
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
+    real = unit_module._prepared
+
+    def fails_for_seed_1_stateful(unit):
+        if unit.seed == 1 and unit.variant == "stateful":
+            raise RuntimeError("no data for this one")
+        return real(unit)
+
+    monkeypatch.setattr(unit_module, "_prepared", fails_for_seed_1_stateful)
+    results = {result.label: result for result in run_group(units)}
+    assert results["seed 1 stateful"].status == "failed"
+    assert results["seed 1 stateful"].error == "RuntimeError: no data for this one"
+    assert "fails_for_seed_1_stateful" in results["seed 1 stateful"].traceback
+    assert {results[label].status for label in ("seed 0 stateless", "seed 0 stateful", "seed 1 stateless")} == {"ok"}
+
+
+def test_a_group_that_fails_runs_its_units_one_at_a_time(monkeypatch):
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0,))
+    expected = run_group(units)
+
+    def broken(items, shapes):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(unit_module, "_train_group", broken)
+    results = run_group(units)
+    assert [r.status for r in results] == ["ok", "ok"]
+    for a, b in zip(results, expected, strict=True):
+        assert a.epochs[-1].test_loss == pytest.approx(b.epochs[-1].test_loss, abs=TOLERANCE)
+
+
+def test_a_diverging_run_stops_recording_and_the_others_train_on():
+    units = units_of("random_series", ["train.epochs=4", "train.optimizer=sgd", "train.learning_rate=1e6"], seeds=(0,))
+    calm = units_of("random_series", ["train.epochs=4"], seeds=(0,))
+    assert all(len(r.epochs) == 4 and r.status == "ok" for r in run_group(calm))
+    results = run_group(units)
+    assert {r.status for r in results} == {"diverged"}
+    assert all(len(r.epochs) < 4 for r in results)
+
+
+def test_runs_are_grouped_by_graph_settings_and_time_claims_stay_alone():
+    experiment = smoke_experiment("lag_copy")  # lags differ in data values only: one program
+    items = plan_groups(plan_units(experiment))
+    assert len(items) == 1 and len(items[0]) == len(plan_units(experiment))
+    # a small group is not cut for two workers: each part would compile again
+    assert plan_groups(plan_units(experiment), jobs=2) == items
+    batch_sizes = smoke_experiment("batch_size")  # batch sizes change shapes: a program each
+    assert len(plan_groups(plan_units(batch_sizes))) == len(batch_sizes.points)
+    wide = smoke_experiment("collocated_wide_window")  # wide_window's windows are longer
+    assert sorted(len(item) for item in plan_groups(plan_units(wide))) == [2, 4]
+    timed = smoke_experiment("training_time")
+    assert all(len(item) == 1 for item in plan_groups(plan_units(timed)))
+    isolated = smoke_experiment("cost")
+    assert all(len(item) == 1 for item in plan_groups(plan_units(isolated)))
+
+
+def test_grouped_epoch_seconds_are_each_runs_share():
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
+    results = run_group(units)
+    assert all(isinstance(e, EpochResult) and e.seconds > 0 for r in results for e in r.epochs)
+    assert len({r.epochs[1].seconds for r in results}) == 1  # one share for all
+
+
+def test_long_groups_are_cut_for_the_workers_and_come_first(monkeypatch):
+    units = plan_units(smoke_experiment("lag_copy"))
+    small, large = units[:4], units[4:]
+    seconds = {id(small[0]): 10.0}  # 5 of it compiling
+
+    def estimate(item):
+        return seconds.get(id(item[0]), unit_module.COMPILE_SECONDS + 20.0 * len(item))
+
+    monkeypatch.setattr(unit_module, "estimated_seconds", estimate)
+    pieces = unit_module.split_for_workers([small, large], jobs=2)
+    assert pieces[-1] == small  # too short to cut, and last
+    cut = pieces[:-1]
+    assert len(cut) > 1 and sum(cut, []) == large  # cut, in order, nothing lost
+    assert max(len(piece) for piece in cut) - min(len(piece) for piece in cut) <= 1
+    assert unit_module.split_for_workers([small, large], jobs=1) == [small, large]
