@@ -169,9 +169,11 @@ class WorkPool:
     work keeps the other worker busy, and each half would compile its own program."""
 
     def __init__(self, jobs: int):
-        from joblib.externals.loky import get_reusable_executor
+        from joblib.executor import get_memmapping_executor
 
-        self.executor = get_reusable_executor(max_workers=jobs)
+        # joblib's own executor, which `execute`'s joblib.Parallel then re-uses as is
+        # (loky's bare one lacks what Parallel adds, and Parallel would fail on it)
+        self.executor = get_memmapping_executor(jobs)
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.jobs = jobs
         self.worker_peak_mb = 0.0

@@ -58,7 +58,7 @@ CASES = {
 }
 
 
-def units_of(config, overrides, seeds=(0, 1, 2)):
+def units_of(config, overrides, seeds=(0, 1)):
     """The smoke config's units (one sweep point), for `seeds`."""
     experiment = smoke_experiment(config, *overrides, f"seeds={list(seeds)}")
     point, point_experiment = experiment.points[0]
@@ -80,7 +80,7 @@ def assert_same_runs(grouped, alone, epochs):
 def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
     config, overrides = CASES[case]
     units = units_of(config, overrides)
-    assert len(units) > 2 and len(plan_groups(units)) == 1  # stateless and stateful together, or wide_window
+    assert len(units) >= 2 and len(plan_groups(units)) == 1  # stateless and stateful together, or wide_window
     finals = {}
     real_loop = TRAINERS["loop"]
 
