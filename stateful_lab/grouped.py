@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from .config import Experiment
 from .models import GATES, RECURRENT_ACTIVATIONS, initial_weights
+from .trainers import recently_used
 
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 """State tensors per layer: an LSTM carries h and c, the others h only."""
@@ -63,11 +64,7 @@ class GroupedLoop:
         (weights, slots and states overwritten) by every group with the same
         settings and shapes."""
         key = json.dumps([experiment.graph_settings(), runs, shapes], sort_keys=True)
-        group = cls._cache.pop(key, None) or cls(experiment, runs)
-        cls._cache[key] = group
-        while len(cls._cache) > cls.CACHED:
-            del cls._cache[next(iter(cls._cache))]
-        return group
+        return recently_used(cls._cache, key, lambda: cls(experiment, runs), cls.CACHED)
 
     def __init__(self, experiment: Experiment, runs: int):
         spec, train = experiment.model, experiment.train

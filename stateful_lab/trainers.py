@@ -210,11 +210,7 @@ class CompiledLoop:
         seed or in a data value (a lag, a layout) share it, and a setting added
         later can never re-use a function compiled for another value of it."""
         key = cls.key(experiment, variant, train_samples, test_samples)
-        compiled = cls._cache.pop(key, None) or cls(experiment, variant)
-        cls._cache[key] = compiled  # now the most recently used (dicts keep insertion order)
-        while len(cls._cache) > cls.CACHED:
-            del cls._cache[next(iter(cls._cache))]
-        return compiled
+        return recently_used(cls._cache, key, lambda: cls(experiment, variant), cls.CACHED)
 
     @staticmethod
     def key(experiment: Experiment, variant: str, train_samples: int, test_samples: int) -> str:
@@ -330,6 +326,16 @@ class CompiledLoop:
             variable.assign(value)
         count = tf.cast(batches, tf.float32)
         return loss_sum / count, correct_sum / count
+
+
+def recently_used(cache: dict, key: str, make, size: int):
+    """cache[key], made by `make()` if missing, now the most recently used (dicts
+    keep insertion order); the least recently used beyond `size` are dropped."""
+    value = cache.pop(key, None) or make()
+    cache[key] = value
+    while len(cache) > size:
+        del cache[next(iter(cache))]
+    return value
 
 
 def _state_variables(model: keras.Model) -> list[tf.Variable]:

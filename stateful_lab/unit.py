@@ -119,7 +119,7 @@ def estimated_seconds(item: list[Unit]) -> float:
     and evaluation and forecasts counted at a third of a step each)."""
     unit = item[0]
     experiment, batch = unit.experiment, unit.experiment.train.batch_size
-    dataset = for_variant(make_dataset(experiment.data, batch, unit.seed), unit.variant, batch)
+    dataset = unit_dataset(unit)
     steps = len(dataset.x_train) / batch + len(dataset.x_test) / batch / 3
     if dataset.forecast is not None:
         steps += (len(dataset.forecast.x_prime) + len(dataset.forecast.x_test)) / 3
@@ -195,7 +195,7 @@ def _run_here(unit: Unit, threads: int | None = None) -> RunResult:
     started = time.perf_counter()
     try:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size
-        dataset = for_variant(make_dataset(experiment.data, batch, unit.seed), unit.variant, batch)
+        dataset = unit_dataset(unit)
         result.notes = list(dataset.notes)
         if dataset.forecast is not None:
             result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
@@ -222,13 +222,18 @@ def _failed(result: RunResult, error: Exception) -> RunResult:
     return result
 
 
+def unit_dataset(unit: Unit) -> Dataset:
+    """A unit's dataset, as its variant sees it."""
+    batch = unit.experiment.train.batch_size
+    return for_variant(make_dataset(unit.experiment.data, batch, unit.seed), unit.variant, batch)
+
+
 def _prepared(unit: Unit) -> tuple[Dataset, list[np.ndarray]]:
-    """A unit's dataset (as its variant sees it) and its model's initial weights,
-    made exactly as `_run_here` makes them."""
-    experiment, batch = unit.experiment, unit.experiment.train.batch_size
-    dataset = for_variant(make_dataset(experiment.data, batch, unit.seed), unit.variant, batch)
+    """A unit's dataset and its model's initial weights, made exactly as
+    `_run_here` makes them."""
+    dataset = unit_dataset(unit)
     seed_everything(unit.seed)
-    return dataset, initial_weights(experiment, unit.seed)
+    return dataset, initial_weights(unit.experiment, unit.seed)
 
 
 def run_group(units: list[Unit], threads: int | None = None, budget: int | None = None) -> list[RunResult]:
