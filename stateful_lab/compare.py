@@ -15,7 +15,7 @@ import pandas as pd
 from . import stats
 from .claims import evaluate_claim, per_seed
 from .claimspec import Claim
-from .results import RESULT_FILES, is_result_folder, load_folder
+from .results import RESULT_FILES, csv_text, is_result_folder, load_folder
 from .show import condition
 
 EXPECTATIONS = ("greater", "less", "similar", "not_greater")
@@ -122,7 +122,7 @@ def render(row: dict[str, Any], output: str) -> str:
     if output == "json":
         return json.dumps(clean, indent=2) + "\n"
     if output == "csv":
-        return pd.DataFrame([row]).to_csv(index=False, float_format="%.6g")
+        return csv_text(pd.DataFrame([row]))
     text = {key: _text(value) for key, value in row.items()}
     if output == "md":
         return "| field | value |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in text.items())

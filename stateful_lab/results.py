@@ -3,6 +3,8 @@ atomically, and the tables they hold, built from the runs' records."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -206,15 +208,34 @@ def write_results(
     summary = summarize(runs, group_keys, metrics)
     extra = [metric for metric in metrics if metric not in METRICS]
     columns = ["config", *group_keys, *EPOCH_COLUMNS[1:-2], *extra, *EPOCH_COLUMNS[-2:]]
-    write_atomic(out_dir / "epochs.csv", epochs.reindex(columns=columns).to_csv(index=False, float_format="%.6g"))
-    write_atomic(out_dir / "runs.csv", runs.to_csv(index=False, float_format="%.6g"))
-    write_atomic(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    write_atomic(out_dir / "epochs.csv", csv_text(epochs.reindex(columns=columns)))
+    write_atomic(out_dir / "runs.csv", csv_text(runs))
+    write_atomic(out_dir / "summary.csv", csv_text(summary))
     write_atomic(out_dir / "summary.md", summary_markdown(summary, title, group_keys))
     write_atomic(out_dir / "config.yaml", config_yaml)
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     if forecasts is not None and len(forecasts):
-        write_atomic(out_dir / "forecasts.csv", forecasts.to_csv(index=False, float_format="%.6g"))
+        write_atomic(out_dir / "forecasts.csv", csv_text(forecasts))
     return summary
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """The table as CSV, as to_csv(index=False, float_format="%.6g") writes it
+    (floats to six significant digits, a missing value as an empty field), but
+    formatted a column at a time and written by the csv module: to_csv formats
+    and writes value by value through several Python calls (13 of the 16 s the
+    24 untimed configs' tables took to write)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(frame.columns)
+    writer.writerows(zip(*(_csv_column(values) for _, values in frame.items())))
+    return buffer.getvalue()
+
+
+def _csv_column(values: pd.Series) -> list:
+    if values.dtype.kind == "f":
+        return [f"{value:.6g}" if value == value else "" for value in values.tolist()]
+    return ["" if value is None or value != value else value for value in values.tolist()]
 
 
 def tables(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import METRICS, ConfigResults, load_results, summarize
+from .results import METRICS, ConfigResults, csv_text, load_results, summarize
 
 FORMATS = ("table", "md", "csv", "json")
 SHOWABLE_METRICS = (
@@ -93,7 +93,7 @@ def condition(experiment, item: str, option: str = "--where") -> tuple[str, Any]
 def render(table: pd.DataFrame, metrics: tuple[str, ...], output: str) -> str:
     """The table as text: aligned columns, Markdown, CSV or JSON records."""
     if output == "csv":
-        return table.to_csv(index=False, float_format="%.6g")
+        return csv_text(table)
     if output == "json":
         records = [
             {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
