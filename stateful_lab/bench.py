@@ -94,8 +94,8 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
 def trained_group(experiment: Experiment, runs: int) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
     """A group of `runs` stateful runs (seeds 0..runs-1), loaded and compiled."""
     prepared = [_prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
-    group = GroupedLoop.for_group(experiment, runs, ("bench",))
-    group.load([weights for _, weights in prepared], [True] * runs)
+    group = GroupedLoop.for_group([experiment] * runs, ("bench",))
+    group.load([weights for _, weights in prepared], [True] * runs, [experiment] * runs)
     x, y = group.batches([dataset.x_train for dataset, _ in prepared], [dataset.y_train for dataset, _ in prepared])
     group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the group's epoch
     return group, x, y

@@ -10,6 +10,13 @@ per run. (Runs last, because the other axes are tiny, a few units or lanes, and
 the last axis is the one the CPU's vector instructions run along: measured, runs
 last trained 2.5x faster than runs first at 100 runs.)
 
+Runs need not come from one config: what the compiled program depends on is
+`program_settings` (the model's shape, loss, optimizer and lanes); what it does
+not, each run has its own value of (its epochs, whether it resets its state at
+each epoch's start, its optimizer's epsilon, its gates' activation, and how a
+forecasting run primes and resets its state). So one program serves the seeds,
+variants and sweep points of several configs at once.
+
 Runs never mix: the loss the gradient is taken of is the sum of the runs' own
 losses, so each run's weights get exactly their own run's gradient, and the
 optimizers are written out element-wise (Keras 3's update rules, per-run gradient
@@ -44,6 +51,30 @@ LOSSES = {
 steps), as `_figures` does per run."""
 
 
+def program_settings(experiment: Experiment) -> dict:
+    """What a group's compiled program depends on: runs that agree on it (and on
+    their arrays' shapes) can train as one group, whatever their config. The
+    settings each run has its own value of in a group (`GroupedLoop.load`) are
+    left out: epochs, the reset at an epoch's start (train.reset epoch or never),
+    epsilon, the recurrent activation, and a forecast's priming and resets."""
+    spec, train = experiment.model, experiment.train
+    return {
+        "cell": spec.cell,
+        "units": list(spec.units),
+        "features": experiment.data.features,
+        "output_activation": spec.output_activation,
+        "loss": spec.loss,
+        "batch_size": train.batch_size,
+        "optimizer": train.optimizer,
+        "learning_rate": train.learning_rate,
+        "clipnorm": train.clipnorm,
+        "classification": experiment.classification,
+        "per_step": experiment.per_step_targets,
+        "reset_every": experiment.batches_between_resets,
+        "forecasts": experiment.data.forecast_set() is not None,
+    }
+
+
 class GroupedLoop:
     """A group of `runs` runs of one experiment's graph settings: stacked weights,
     optimizer slots and states, and the compiled epoch, evaluation and forecast
@@ -59,14 +90,17 @@ class GroupedLoop:
     """Compiled groups kept at once, least recently used dropped first."""
 
     @classmethod
-    def for_group(cls, experiment: Experiment, runs: int, shapes: tuple) -> GroupedLoop:
-        """The compiled group for `runs` runs whose arrays have `shapes`; re-used
-        (weights, slots and states overwritten) by every group with the same
-        settings and shapes."""
-        key = json.dumps([experiment.graph_settings(), runs, shapes], sort_keys=True)
-        return recently_used(cls._cache, key, lambda: cls(experiment, runs), cls.CACHED)
+    def for_group(cls, experiments: list[Experiment], shapes: tuple) -> GroupedLoop:
+        """The compiled group for runs of `experiments` (one per run, agreeing on
+        `program_settings`) whose arrays have `shapes`; re-used (weights, slots and
+        states overwritten) by every group with the same settings, gate
+        activations and shapes."""
+        gates = tuple(sorted({experiment.model.recurrent_activation for experiment in experiments}))
+        runs = len(experiments)
+        key = json.dumps([program_settings(experiments[0]), gates, runs, shapes], sort_keys=True)
+        return recently_used(cls._cache, key, lambda: cls(experiments[0], runs, gates), cls.CACHED)
 
-    def __init__(self, experiment: Experiment, runs: int):
+    def __init__(self, experiment: Experiment, runs: int, gates: tuple[str, ...] = ()):
         spec, train = experiment.model, experiment.train
         self.runs = runs
         self.cell = spec.cell
@@ -76,7 +110,10 @@ class GroupedLoop:
         self.per_step = experiment.per_step_targets
         self.reset_every = experiment.batches_between_resets
         self.activation = keras.activations.tanh
-        self.gate = keras.activations.get(RECURRENT_ACTIVATIONS[spec.recurrent_activation])
+        self.gates = gates or (spec.recurrent_activation,)
+        """The gate activations present in the group; with several, each run's is
+        chosen by `gate_of` (computed for every run, selected per run)."""
+        self.gate_of = tf.Variable(tf.zeros(runs, tf.int32), trainable=False)
         self.output_activation = keras.activations.get(spec.output_activation)
         self.loss = LOSSES[spec.loss]
         self.optimizer = _Optimizer(train)
@@ -87,9 +124,13 @@ class GroupedLoop:
         self.optimizer.build(self.weights)
         self.carries = tf.Variable(tf.zeros(runs), trainable=False)
         """1 for a run whose state carries over between batches (stateful), else 0."""
+        self.primes = tf.Variable(tf.zeros(runs, tf.bool), trainable=False)
+        """Forecasting: whether a run primes its state on the training inputs."""
+        self.resets_each = tf.Variable(tf.zeros(runs, tf.bool), trainable=False)
+        """Forecasting: whether a run resets its state after each forecast."""
         self.states = self._state_variables(self.batch_size)
-        self.regime = experiment.data.forecast_set()
-        self.twin_states = self._state_variables(1) if self.regime is not None else []
+        self.forecasts = experiment.data.forecast_set() is not None
+        self.twin_states = self._state_variables(1) if self.forecasts else []
         # Loops are written as tf.while_loop, so AutoGraph has nothing to convert:
         # converting took about a second of every trace.
         self.train_epoch = tf.function(self._train_epoch, jit_compile=True, autograph=False)
@@ -104,18 +145,28 @@ class GroupedLoop:
 
     # -- loading and arranging -------------------------------------------------
 
-    def load(self, weights: list[list[np.ndarray]], stateful: list[bool]) -> None:
+    def load(self, weights: list[list[np.ndarray]], stateful: list[bool], experiments: list[Experiment]) -> None:
         """Each run's initial weights (in Keras' get_weights() order, one list per
-        run, in group order) and whether it is stateful; fresh optimizer slots;
-        zero states."""
+        run, in group order), whether it is stateful, and its own settings (its
+        experiment); fresh optimizer slots; zero states."""
         for index, variable in enumerate(self.weights):
             variable.assign(np.stack([run[index] for run in weights], axis=-1))
         self.carries.assign(np.array(stateful, dtype=np.float32))
-        self.optimizer.reset()
+        self.gate_of.assign([self.gates.index(e.model.recurrent_activation) for e in experiments])
+        if self.forecasts:
+            self.primes.assign([e.data.prime for e in experiments])
+            self.resets_each.assign([e.data.forecast_reset == "each" for e in experiments])
+        self.optimizer.reset([e.train.epsilon for e in experiments])
         self.reset_states()
 
-    def reset_states(self) -> None:
-        _zero([variable for layer in self.states for variable in layer])
+    def reset_states(self, runs: np.ndarray | None = None) -> None:
+        """Zero the state of every run, or of the runs where `runs` is true."""
+        variables = [variable for layer in self.states for variable in layer]
+        if runs is None:
+            _zero(variables)
+        else:
+            for variable in variables:
+                variable.assign(tf.where(runs, tf.zeros_like(variable), variable))
 
     def weights_of(self, run: int) -> list[np.ndarray]:
         """One run's weights, in Keras' get_weights() order."""
@@ -200,6 +251,15 @@ class GroupedLoop:
         if sequences:
             return tf.transpose(outputs.stack(), [1, 0, 2, 3]), carried
         return outputs.read(steps - 1), carried
+
+    def gate(self, z):
+        """Each run's gate activation of `z` (..., runs)."""
+        if len(self.gates) == 1:
+            return _GATES[self.gates[0]](z)
+        value = _GATES[self.gates[0]](z)
+        for index, name in enumerate(self.gates[1:], start=1):
+            value = tf.where(tf.equal(self.gate_of, index), _GATES[name](z), value)
+        return value
 
     def _step(self, inputs, carried, kernel, recurrent, biases, dot, axis):
         """One time step of every run's cell, in the order of Keras 3's cells;
@@ -306,25 +366,27 @@ class GroupedLoop:
         where the task's regime says so (as trainers.CompiledLoop does)."""
         variables = [variable for layer in self.twin_states for variable in layer]
         _zero(variables)
-        primed = tf.constant(0)
-        if self.regime.prime:
 
-            def prime(index):
-                _, final = self._forward(x_prime[index], self.twin_states)
-                self._carry(self.twin_states, final)
-                return index + 1
+        def prime(index):
+            _, final = self._forward(x_prime[index], self.twin_states)
+            self._carry(self.twin_states, final)
+            return index + 1
 
-            primed = tf.while_loop(lambda index: index < tf.shape(x_prime)[0], prime, (primed,))
+        primed = tf.while_loop(lambda index: index < tf.shape(x_prime)[0], prime, (tf.constant(0),))
+        with tf.control_dependencies([primed]):  # a run that does not prime starts from zero
+            primed = [
+                variable.assign(tf.where(self.primes, variable, tf.zeros_like(variable))) for variable in variables
+            ]
 
         def forecast(index, predictions):
             y_pred, final = self._forward(x_test[index], self.twin_states)
             self._carry(self.twin_states, final)
-            if self.regime.reset_each:
-                with tf.control_dependencies([y_pred]):
-                    _zero(variables)
+            with tf.control_dependencies([y_pred]):
+                for variable in variables:
+                    variable.assign(tf.where(self.resets_each, tf.zeros_like(variable), variable))
             return index + 1, predictions.write(index, y_pred[0, 0])
 
-        with tf.control_dependencies([primed]):
+        with tf.control_dependencies(primed):
             predictions = tf.TensorArray(tf.float32, size=tf.shape(x_test)[0])
             _, predictions = tf.while_loop(
                 lambda index, _: index < tf.shape(x_test)[0], forecast, (tf.constant(0), predictions)
@@ -342,7 +404,8 @@ class _Optimizer:
         self.kind = train.optimizer
         self.learning_rate = train.learning_rate
         self.clipnorm = train.clipnorm
-        self.epsilon = 1e-7 if train.epsilon is None else train.epsilon
+        self.epsilon = None
+        """Each run's epsilon, shape (runs,), set by `reset`."""
         self.beta_1, self.beta_2, self.rho = 0.9, 0.999, 0.9
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.slots: list[list[tf.Variable]] = []
@@ -350,8 +413,11 @@ class _Optimizer:
     def build(self, variables: list[tf.Variable]) -> None:
         count = {"adam": 2, "rmsprop": 1, "sgd": 0}[self.kind]
         self.slots = [[tf.Variable(tf.zeros_like(v), trainable=False) for v in variables] for _ in range(count)]
+        self.epsilon = tf.Variable(tf.zeros(variables[0].shape[-1]), trainable=False)
 
-    def reset(self) -> None:
+    def reset(self, epsilons: list[float | None]) -> None:
+        """Fresh slots and step count, and each run's epsilon (None: Keras 3's 1e-7)."""
+        self.epsilon.assign([1e-7 if epsilon is None else epsilon for epsilon in epsilons])
         self.iterations.assign(0)
         _zero([slot for slots in self.slots for slot in slots])
 
@@ -384,6 +450,9 @@ class _Optimizer:
             else:
                 variable.assign_sub(gradient * lr)
         self.iterations.assign_add(1)
+
+
+_GATES = {name: keras.activations.get(function) for name, function in RECURRENT_ACTIVATIONS.items()}
 
 
 def _dot(a, b):

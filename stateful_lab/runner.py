@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from .config import Experiment
 from .console import LineProgress
 from .records import RunResult, UnitStore
 from .results import METRICS, epoch_tables, forecast_table, tables, write_results
-from .unit import Unit, estimated_seconds, group_units, plan_groups, plan_units, run_units, split_for_workers
+from .unit import Unit, group_units, plan_groups, plan_units, run_units, split_for_workers
 
 
 @dataclass
@@ -126,8 +126,9 @@ class Planned:
         finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
             progress.close()
 
-        # what this command produced, as stored; the rest as stored before
-        results = [produced.get(unit.key) or store.load(unit.key) for unit in units]
+        # what this command produced, as stored; the rest as stored before (the same
+        # run, maybe stored by another config in this folder: under this one's point)
+        results = [produced.get(unit.key) or replace(store.load(unit.key), point=unit.point) for unit in units]
         metrics = (*METRICS, *experiment.data.metrics)
         epochs, runs = tables(experiment.name, results, metrics)
         diverged = [result.label for result in results if result.status == "diverged"]
@@ -164,16 +165,17 @@ class WorkPool:
     """Local worker processes shared by several configs (`run` with several
     configs and --jobs N): every config's work is queued as soon as it is planned,
     so the workers train the next configs while this process writes a finished
-    config's results, and no worker waits at a config's end. A group is not
-    halved here (as `execute` halves one for idle workers): the next config's
-    work keeps the other worker busy, and each half would compile its own program."""
+    config's results, and no worker waits at a config's end. Runs of different
+    configs that share a compiled program train in one group, and a run that
+    several configs have (the same settings, variant and seed: the same run)
+    trains once, its result going to each of them."""
 
     def __init__(self, jobs: int):
         from joblib.executor import get_memmapping_executor
 
         # joblib's own executor, which `execute`'s joblib.Parallel then re-uses as is
         # (loky's bare one lacks what Parallel adds, and Parallel would fail on it)
-        self.executor = get_memmapping_executor(jobs)
+        self.executor = get_memmapping_executor(jobs, initializer=_keep_worker)
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.jobs = jobs
         self.worker_peak_mb = 0.0
@@ -183,26 +185,30 @@ class WorkPool:
         """Queue every config's units to do, the longest work first (so that none
         starts last and holds up the end); for each config, the function that
         yields its results as they finish."""
-        grouped = [group_units(todo) for todo in todos]
-        total = sum(estimated_seconds(item) for items in grouped for item in items)
-        pieces = [
-            (config, piece)
-            for config, items in enumerate(grouped)
-            for piece in split_for_workers(items, self.jobs, total)
-        ]
-        pieces.sort(key=lambda pair: -estimated_seconds(pair[1]))
+        wanted: dict[str, list[tuple[int, Unit]]] = {}  # a run's key -> the configs' units that want it
+        for config, todo in enumerate(todos):
+            for unit in todo:
+                wanted.setdefault(unit.key, []).append((config, unit))
+        pieces = split_for_workers(group_units([units[0][1] for units in wanted.values()]), self.jobs)
         futures: list[list] = [[] for _ in todos]
-        for config, piece in pieces:
-            futures[config].append(self.executor.submit(_run_reporting_memory, piece, self.threads))
-        return [self._results(config_futures) for config_futures in futures]
+        for piece in pieces:
+            future = self.executor.submit(_run_reporting_memory, piece, self.threads)
+            for config in sorted({config for unit in piece for config, _ in wanted[unit.key]}):
+                futures[config].append(future)
+        return [self._results(config, config_futures, wanted) for config, config_futures in enumerate(futures)]
 
-    def _results(self, futures: list) -> Callable[[Callable[[str], None]], Iterator[RunResult]]:
+    def _results(
+        self, config: int, futures: list, wanted: dict
+    ) -> Callable[[Callable[[str], None]], Iterator[RunResult]]:
         def results(begin: Callable[[str], None]) -> Iterator[RunResult]:
             begin(f"{self.jobs} at a time")
             for future in as_completed(futures):
                 results, peak = future.result()
                 self.worker_peak_mb = max(self.worker_peak_mb, peak)
-                yield from results
+                for result in results:  # this config's share, under its own sweep point
+                    for wanting, unit in wanted[result.key]:
+                        if wanting == config:
+                            yield replace(result, point=unit.point)
 
         return results
 
@@ -260,6 +266,17 @@ def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResul
         futures = client.map(run_units, items, threads=1, pure=False)
         for future in as_completed(futures):
             yield from future.result()
+
+
+def _keep_worker() -> None:
+    """In a worker: never restart it for growing memory. loky replaces a worker
+    whose memory grew 300 MB past its size after its first task, taking it for a
+    leak; a worker here grows by design (it keeps its compiled programs for the
+    next groups), and a replaced one pays a TensorFlow import and its
+    compilations again. (Memory stays bounded: at most CACHED programs each.)"""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = 2**62
 
 
 def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import STATEFUL_VARIANTS, Experiment
-from .grouped import GroupedLoop, bytes_per_run, memory_budget, split_sizes
+from .grouped import GroupedLoop, bytes_per_run, memory_budget, program_settings, split_sizes
 from .models import GATES, build_model, initial_weights
 from .provenance import peak_memory_mb
 from .records import FORMAT, EpochResult, RunResult, run_label
@@ -83,14 +83,15 @@ def groupable(unit: Unit) -> bool:
 
 
 def group_units(units: list[Unit]) -> list[list[Unit]]:
-    """The units as work items: runs that can share one compiled program (same
-    graph settings; stateless and stateful together, wide_window apart, its
-    windows being longer) in one item, every other unit alone."""
+    """The units as work items: runs that can share one compiled program (the
+    same `grouped.program_settings`, from one config or several; stateless and
+    stateful together, wide_window apart, its windows being longer) in one item,
+    every other unit alone."""
     groups: dict[str, list[Unit]] = {}
     alone = []
     for unit in units:
         if groupable(unit):
-            key = json.dumps([unit.experiment.graph_settings(), unit.variant == "wide_window"], sort_keys=True)
+            key = json.dumps([program_settings(unit.experiment), unit.variant == "wide_window"], sort_keys=True)
             groups.setdefault(key, []).append(unit)
         else:
             alone.append([unit])
@@ -127,7 +128,8 @@ def estimated_seconds(item: list[Unit]) -> float:
     for units in experiment.model.units:
         flops += 3 * 2 * batch * data.timesteps * (inputs + units) * gates * units
         inputs = units
-    return COMPILE_SECONDS + len(item) * experiment.train.epochs * steps * (STEP_SECONDS + flops / FLOPS_PER_SECOND)
+    epochs = max(unit.experiment.train.epochs for unit in item)
+    return COMPILE_SECONDS + len(item) * epochs * steps * (STEP_SECONDS + flops / FLOPS_PER_SECOND)
 
 
 def split_for_workers(items: list[list[Unit]], jobs: int, total: float | None = None) -> list[list[Unit]]:
@@ -141,14 +143,26 @@ def split_for_workers(items: list[list[Unit]], jobs: int, total: float | None = 
         return items
     share = (total if total is not None else sum(costs)) / jobs / 3
     pieces = []
-    for item, cost in zip(items, costs, strict=True):
+    for number, (item, cost) in enumerate(zip(items, costs, strict=True)):
         compute = cost - COMPILE_SECONDS
         parts = min(len(item), math.ceil(compute / share), max(1, math.floor(compute / (4 * COMPILE_SECONDS))))
         pieces += [
-            (COMPILE_SECONDS + compute * size / len(item), part)
+            (COMPILE_SECONDS + compute * size / len(item), number, part)
             for size, part in _cut(item, split_sizes(len(item), math.ceil(len(item) / parts)))
         ]
-    return [piece for _, piece in sorted(pieces, key=lambda pair: -pair[0])]
+    return _apart([(number, piece) for _, number, piece in sorted(pieces, key=lambda triple: -triple[0])])
+
+
+def _apart(pieces: list[tuple[int, list[Unit]]]) -> list[list[Unit]]:
+    """The pieces in order, except that two parts of one group (same number) are
+    never next to each other while another piece can come between: a part that
+    starts together with its sibling compiles the same program at the same time
+    on another worker, instead of loading it from the shared compilation cache."""
+    remaining, order = list(pieces), []
+    while remaining:
+        index = next((i for i, (number, _) in enumerate(remaining) if not order or number != order[-1][0]), 0)
+        order.append(remaining.pop(index))
+    return [piece for _, piece in order]
 
 
 def _cut(item: list[Unit], sizes: list[int]) -> list[tuple[int, list[Unit]]]:
@@ -277,9 +291,11 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
     started = time.perf_counter()
     units = [unit for unit, _, _ in items]
     datasets = [dataset for _, dataset, _ in items]
-    experiment = units[0].experiment
-    group = GroupedLoop.for_group(experiment, len(items), shapes)
-    group.load([weights for _, _, weights in items], [unit.variant in STATEFUL_VARIANTS for unit in units])
+    experiments = [unit.experiment for unit in units]
+    group = GroupedLoop.for_group(experiments, shapes)
+    group.load([weights for _, _, weights in items], [unit.variant in STATEFUL_VARIANTS for unit in units], experiments)
+    epochs = [experiment.train.epochs for experiment in experiments]
+    resets = np.array([experiment.train.reset == "epoch" for experiment in experiments])
     x_train, y_train = group.batches([d.x_train for d in datasets], [d.y_train for d in datasets])
     x_test, y_test = group.batches([d.x_test for d in datasets], [d.y_test for d in datasets])
     forecasts = [dataset.forecast for dataset in datasets]
@@ -291,10 +307,12 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
         if dataset.forecast is not None:
             result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
         results.append(result)
-    training = set(range(len(results)))  # the runs still training: a diverged run stops recording
-    for epoch in range(experiment.train.epochs):
-        if experiment.train.reset == "epoch" or epoch == 0:
+    training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
+    for epoch in range(max(epochs)):
+        if epoch == 0:
             group.reset_states()
+        elif resets.any():
+            group.reset_states(None if resets.all() else resets)
         epoch_started = time.perf_counter()
         train_loss, train_accuracy = (value.numpy() for value in group.train_epoch(x_train, y_train))
         seconds = (time.perf_counter() - epoch_started) / len(units)  # each run's share
@@ -318,6 +336,8 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
             result.epochs.append(record)
             if not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss)):
                 result.status = "diverged"
+                training.discard(run)
+            elif epoch + 1 == epochs[run]:
                 training.discard(run)
         if not training:
             break

@@ -65,10 +65,32 @@ def units_of(config, overrides, seeds=(0, 1)):
     return [Unit(point, variant, seed, point_experiment) for seed in seeds for variant in experiment.variants]
 
 
-def assert_same_runs(grouped, alone, epochs):
+# Runs whose settings differ where a group gives each run its own value: one group.
+MIXED = {
+    "gates, epsilon, epochs and the reset at an epoch's start": (
+        "collocated",
+        [
+            ["train.epochs=2"],
+            [
+                "train.epochs=3",
+                "model.recurrent_activation=hard_sigmoid_keras2",
+                "train.epsilon=1e-8",
+                "train.reset=never",
+            ],
+        ],
+    ),
+    "priming, and resets after each forecast": (
+        "shampoo",
+        [["train.epochs=2"], ["train.epochs=3", "data.prime=false", "data.forecast_reset=each"]],
+    ),
+}
+
+
+def assert_same_runs(grouped, alone, epochs=None):
+    """`epochs`: how many each run has (default: as many as its reference)."""
     for ours, reference in zip(grouped, alone, strict=True):
         assert ours.label == reference.label and ours.status == reference.status == "ok"
-        assert len(ours.epochs) == len(reference.epochs) == epochs
+        assert len(ours.epochs) == len(reference.epochs) == (epochs or len(reference.epochs))
         for epoch, (a, b) in enumerate(zip(ours.epochs, reference.epochs, strict=True)):
             for field in FIGURES:
                 x, y = getattr(a, field), getattr(b, field)
@@ -101,6 +123,16 @@ def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
     assert max(np.abs(a - b).max() for a, b in zip(group.weights_of(0), start)) > 1e-4
     if config.startswith("shampoo"):
         assert all(result.forecasts and np.isfinite(result.epochs[-1].test_rmse) for result in grouped)
+
+
+@pytest.mark.parametrize("case", list(MIXED))
+def test_runs_with_their_own_settings_share_a_group(case):
+    config, settings = MIXED[case]
+    units = [unit for overrides in settings for unit in units_of(config, overrides, seeds=(0,))]
+    assert len(plan_groups(units)) == 1
+    alone = [_run_here(unit) for unit in units]
+    assert {len(result.epochs) for result in alone} == {2, 3}
+    assert_same_runs(run_group(units), alone)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
@@ -217,8 +249,10 @@ def test_long_groups_are_cut_for_the_workers_and_come_first(monkeypatch):
 
     monkeypatch.setattr(unit_module, "estimated_seconds", estimate)
     pieces = unit_module.split_for_workers([small, large], jobs=2)
-    assert pieces[-1] == small  # too short to cut, and last
-    cut = pieces[:-1]
+    assert small in pieces and pieces[0] != small  # too short to cut, and not first
+    # the longest first, and its parts not side by side while the small one can come between
+    assert pieces[1] == small
+    cut = [piece for piece in pieces if piece != small]
     assert len(cut) > 1 and sum(cut, []) == large  # cut, in order, nothing lost
     assert max(len(piece) for piece in cut) - min(len(piece) for piece in cut) <= 1
     assert unit_module.split_for_workers([small, large], jobs=1) == [small, large]
