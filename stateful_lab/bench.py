@@ -45,6 +45,9 @@ GROUP_SIZES = (1, 5, 20, 100)
 FLOPS_PER_CYCLE = 32
 """Float32 operations per core and cycle with AVX2 and FMA: two 256-bit fused
 multiply-add pipes, 8 lanes each, 2 operations per multiply-add."""
+FLOPS_PER_CYCLE_ZEN1 = 16
+"""AMD's first Zen cores (family 23, models below 0x30: this machine's EPYC) run
+a 256-bit instruction as two halves on two 128-bit pipes: half the rate."""
 
 
 def keras_fit_ms_per_epoch(x, y, tuned: bool = False) -> float:
@@ -141,14 +144,23 @@ def measured_matmul_gflops(size: int = 2048) -> float:
     return 5 * 2 * size**3 / (time.perf_counter() - started) / 1e9
 
 
-def nominal_peak_gflops() -> float | None:
-    """Cores x clock x FLOPS_PER_CYCLE, from /proc/cpuinfo; None if unknown."""
+def nominal_peak_gflops() -> tuple[float, int] | None:
+    """Cores x clock x float32 operations per cycle, from /proc/cpuinfo, and those
+    operations per cycle; None if unknown."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            mhz = next(float(line.split(":")[1]) for line in cpuinfo if line.startswith("cpu MHz"))
-    except (OSError, StopIteration, ValueError):
+            fields = dict(line.split(":", 1) for line in cpuinfo.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        mhz = float(fields["cpu MHz"])
+        zen1 = (
+            fields.get("vendor_id") == "AuthenticAMD"
+            and fields.get("cpu family") == "23"
+            and int(fields["model"]) < 0x30
+        )
+    except (OSError, KeyError, ValueError):
         return None
-    return (os.cpu_count() or 1) * mhz * 1e6 * FLOPS_PER_CYCLE / 1e9
+    per_cycle = FLOPS_PER_CYCLE_ZEN1 if zen1 else FLOPS_PER_CYCLE
+    return (os.cpu_count() or 1) * mhz * 1e6 * per_cycle / 1e9, per_cycle
 
 
 def group_memory(runs: int) -> dict[str, float]:
@@ -205,7 +217,8 @@ def main() -> None:
     best = max(GROUP_SIZES, key=lambda runs: runs / groups[runs])
     achieved = flops * best / (groups[best] / 1000) / 1e9
     matmul, nominal = measured_matmul_gflops(), nominal_peak_gflops()
-    print(f"floating point: {achieved:.2f} GFLOP/s at {best} runs; one large matmul {matmul:.1f}; nominal {nominal}")
+    shown = f"{nominal[0]:.0f}" if nominal else "unknown"
+    print(f"floating point: {achieved:.2f} GFLOP/s at {best} runs; one large matmul {matmul:.1f}; nominal {shown}")
     memory = group_memory(100)
     print(f"100-run group: peak {memory['peak_mb']:.0f} MB ({memory['before_mb']:.0f} MB before the group)")
     one, ten = time_cli_run(1), time_cli_run(10)
@@ -247,16 +260,18 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
         "|---|---|---|---|",
     ]
     lines += [f"| {runs} | {ms:.2f} | {ms / runs:.3f} | {tuned * runs / ms:.0f}x |" for runs, ms in groups.items()]
-    nominal_text = f"{nominal:.0f} GFLOP/s" if nominal else "unknown"
     lines += [
         "",
         f"Floating-point work: {flops / 1e6:.2f} million operations per run and epoch (the matrix products, "
         f"forward and backward; a floor). At {best} runs the group does {achieved:.2f} GFLOP/s: "
         f"{100 * achieved / matmul:.1f}% of what one large float32 matrix product reaches on these cores "
-        f"({matmul:.1f} GFLOP/s, measured) and {100 * achieved / nominal:.2f}% of their nominal peak "
-        f"({nominal_text}: {os.cpu_count()} cores x clock x {FLOPS_PER_CYCLE} float32 operations per cycle)."
-        if nominal
-        else "",
+        f"({matmul:.1f} GFLOP/s, measured)"
+        + (
+            f" and {100 * achieved / nominal[0]:.2f}% of their nominal peak ({nominal[0]:.0f} GFLOP/s: "
+            f"{os.cpu_count()} cores x clock x {nominal[1]} float32 operations per cycle)."
+            if nominal
+            else "."
+        ),
         "",
         f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
         f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",

@@ -204,7 +204,8 @@ def _run_each(
 
 def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int, force: bool, quiet: bool) -> bool:
     """Several configs on one pool of workers: every config's folder locked and its
-    runs planned and queued first, then each completed and reported in turn."""
+    runs planned and queued first, then each completed and reported as soon as its
+    work is done."""
     from contextlib import ExitStack
 
     from .provenance import peak_memory_mb
@@ -221,7 +222,8 @@ def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int
         try:
             planned = [Planned.of(experiment, folder, force) for experiment, folder in zip(experiments, folders)]
             queued = pool.submit([plan.todo for plan in planned])
-            for plan, results in zip(planned, queued):
+            for index in pool.finished():  # each config as soon as its work is done
+                plan, results = planned[index], queued[index]
                 click.echo(f"== {plan.experiment.name}")
                 failed |= _run_one(
                     plan.experiment,

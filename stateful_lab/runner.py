@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,6 +180,8 @@ class WorkPool:
         self.jobs = jobs
         self.worker_peak_mb = 0.0
         """The largest peak memory of a worker, as far as their work has reported."""
+        self.futures: list[list] = []
+        """Each config's futures, from the last `submit`."""
 
     def submit(self, todos: list[list[Unit]]) -> list[Callable[[Callable[[str], None]], Iterator[RunResult]]]:
         """Queue every config's units to do, the longest work first (so that none
@@ -195,7 +197,20 @@ class WorkPool:
             future = self.executor.submit(_run_reporting_memory, piece, self.threads)
             for config in sorted({config for unit in piece for config, _ in wanted[unit.key]}):
                 futures[config].append(future)
+        self.futures = futures
         return [self._results(config, config_futures, wanted) for config, config_futures in enumerate(futures)]
+
+    def finished(self) -> Iterator[int]:
+        """The configs of the last `submit`, by index, each as soon as all its
+        work is done (those with nothing to do first), so that this process
+        writes a config's results while the workers train the others'."""
+        pending = {config: set(futures) for config, futures in enumerate(self.futures)}
+        while pending:
+            for config in [config for config, futures in pending.items() if all(f.done() for f in futures)]:
+                del pending[config]
+                yield config
+            if pending:
+                wait(set().union(*pending.values()), return_when=FIRST_COMPLETED)
 
     def _results(
         self, config: int, futures: list, wanted: dict

@@ -24,7 +24,15 @@ import numpy as np
 import tensorflow as tf
 
 from .config import STATEFUL_VARIANTS, Experiment
-from .grouped import GroupedLoop, bytes_per_run, memory_budget, program_settings, split_sizes
+from .grouped import (
+    GroupedLoop,
+    bytes_per_run,
+    even_sizes,
+    memory_budget,
+    program_settings,
+    runs_in_cache,
+    split_sizes,
+)
 from .models import GATES, build_model, initial_weights
 from .provenance import peak_memory_mb
 from .records import FORMAT, EpochResult, RunResult, run_label
@@ -251,9 +259,10 @@ def _prepared(unit: Unit) -> tuple[Dataset, list[np.ndarray]]:
 
 
 def run_group(units: list[Unit], threads: int | None = None, budget: int | None = None) -> list[RunResult]:
-    """Train runs of one experiment's graph settings and variant together
-    (grouped.GroupedLoop), in groups that fit `budget` bytes (default: a quarter
-    of the available memory); each unit's result as `_run_here` would give it.
+    """Train runs that share a compiled program (`grouped.program_settings`)
+    together (grouped.GroupedLoop), in groups that fit `budget` bytes (default: a
+    quarter of the available memory) and whose weights fit the cache
+    (`grouped.runs_in_cache`); each unit's result as `_run_here` would give it.
     A group that fails runs its units one at a time, so one bad run cannot take
     the others' results with it."""
     _size_thread_pools(threads)
@@ -271,7 +280,7 @@ def run_group(units: list[Unit], threads: int | None = None, budget: int | None 
         arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
         largest = (budget or memory_budget()) // bytes_per_run(unit.experiment, unit.variant, arrays)
         start = 0
-        for size in split_sizes(len(items), largest):
+        for size in even_sizes(len(items), min(largest, runs_in_cache(unit.experiment))):
             part, start = items[start : start + size], start + size
             try:
                 results += _train_group(part, shapes)
