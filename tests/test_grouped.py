@@ -128,7 +128,7 @@ def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
 @pytest.mark.parametrize("case", list(MIXED))
 def test_runs_with_their_own_settings_share_a_group(case):
     config, settings = MIXED[case]
-    units = [unit for overrides in settings for unit in units_of(config, overrides, seeds=(0,))]
+    units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
     assert len(plan_groups(units)) == 1
     alone = [_run_here(unit) for unit in units]
     assert {len(result.epochs) for result in alone} == {2, 3}
@@ -216,10 +216,13 @@ def test_a_diverging_run_stops_recording_and_the_others_train_on():
     assert all(len(r.epochs) < 4 for r in results)
 
 
-def test_runs_are_grouped_by_graph_settings_and_time_claims_stay_alone():
+def test_runs_are_grouped_by_program_settings_and_time_claims_stay_alone():
     experiment = smoke_experiment("lag_copy")  # lags differ in data values only: one program
     items = plan_groups(plan_units(experiment))
     assert len(items) == 1 and len(items[0]) == len(plan_units(experiment))
+    # two configs, two tasks, one program: one group
+    both = plan_units(smoke_experiment("first_timestep")) + plan_units(smoke_experiment("collocated"))
+    assert len(plan_groups(both)) == 1
     # a small group is not cut for two workers: each part would compile again
     assert plan_groups(plan_units(experiment), jobs=2) == items
     batch_sizes = smoke_experiment("batch_size")  # batch sizes change shapes: a program each
