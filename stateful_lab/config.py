@@ -115,9 +115,10 @@ class TrainConfig(StrictModel):
     """Run each seed and variant in a fresh process, so that its peak memory
     (peak_memory_mb in runs.csv) is its own; costs a TensorFlow import per run."""
     group: bool = True
-    """With the loop trainer: train the runs that share their shapes (the seeds of
-    a variant, and sweep points that differ only in data values) together, in one
-    compiled program vectorized over runs; the same figures within 1e-5, many times
+    """With the loop trainer: train the runs whose compiled program is the same
+    (the seeds, stateless and stateful, sweep points, and other configs' runs in
+    the same `run`; grouped.program_settings) together, in one program vectorized
+    over runs; the same figures within 1e-5, many times
     faster. A grouped run's epoch_seconds is its share of the group's time, so a
     config that times single runs sets this to false."""
     trainer: Literal["fit", "train_on_batch", "loop"] = "loop"
