@@ -490,14 +490,20 @@ def bytes_per_run(experiment: Experiment, variant: str, arrays: list[np.ndarray]
     activations one batch's gradient keeps (every gate of every step and layer)."""
     spec, train = experiment.model, experiment.train
     data_bytes = sum(array.size for array in arrays) * 4
-    gates = GATES[spec.cell]
-    inputs = experiment.data.features
-    weights, steps = 0, experiment.data.timesteps * (2 if variant == "wide_window" else 1)
+    steps = experiment.data.timesteps * (2 if variant == "wide_window" else 1)
+    activations = train.batch_size * steps * sum(spec.units) * (GATES[spec.cell] + 4) * 4
+    return data_bytes + weight_count(experiment) * 4 * 4 + activations * 4
+
+
+def weight_count(experiment: Experiment) -> int:
+    """One run's weights: each recurrent layer's kernel, recurrent kernel and
+    biases (two for a GRU), and the Dense head."""
+    spec = experiment.model
+    weights, inputs = 1 + spec.units[-1], experiment.data.features
     for units in spec.units:
-        weights += (inputs + units + 2) * gates * units
+        weights += (inputs + units + 2) * GATES[spec.cell] * units
         inputs = units
-    activations = train.batch_size * steps * sum(spec.units) * (gates + 4) * 4
-    return data_bytes + weights * 4 * 4 + activations * 4
+    return weights
 
 
 def runs_in_cache(experiment: Experiment) -> int:
@@ -507,12 +513,7 @@ def runs_in_cache(experiment: Experiment) -> int:
     on stacked_clipnorm's 64- and 32-unit layers (30 thousand weights a run),
     seconds per run and epoch, training and evaluation: 0.150 in groups of 5,
     0.167 of 10, 0.161 of 15, 0.200 of 30. The blog's 3-unit model is never cut."""
-    spec = experiment.model
-    weights, inputs = 1 + spec.units[-1], experiment.data.features  # the Dense head, then each layer
-    for units in spec.units:
-        weights += (inputs + units + 2) * GATES[spec.cell] * units
-        inputs = units
-    return max(1, CACHE_BYTES // (4 * 4 * weights))
+    return max(1, CACHE_BYTES // (4 * 4 * weight_count(experiment)))
 
 
 CACHE_BYTES = 4 * 2**20
