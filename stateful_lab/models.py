@@ -6,6 +6,8 @@ Keras 3 has no `model.reset_states()` and keeps RNN state variables out of
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 
@@ -91,24 +93,35 @@ GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 def initial_weights(experiment: Experiment, seed: int) -> list[np.ndarray]:
     """The weights a model of `build_model(experiment, variant, _, seed)` starts
     from, in get_weights() order, made by the same seeded initializers without
-    building a model (about 70 ms each; a group of 100 runs needs 100). Equal to
-    the built model's, value for value, for every cell (tests/test_grouped.py)."""
+    building a model. Equal to the built model's, value for value, for every cell
+    (tests/test_grouped.py). Read-only arrays, made once per process for each
+    layer shape and seed: the variants and sweep points of a seed start from the
+    same weights, and making them cost about 27 ms a run (eager TensorFlow
+    operations), 15 s for lag_copy's 540 runs, which need 30 distinct ones."""
     spec = experiment.model
-    gates = GATES[spec.cell]
-    weights, inputs = [], experiment.data.features
-    for index, units in enumerate(spec.units):
+    return list(_initial_weights(spec.cell, tuple(spec.units), experiment.data.features, seed))
+
+
+@functools.lru_cache(maxsize=512)
+def _initial_weights(cell: str, layer_units: tuple[int, ...], features: int, seed: int) -> tuple[np.ndarray, ...]:
+    gates = GATES[cell]
+    weights, inputs = [], features
+    for index, units in enumerate(layer_units):
         kernel = keras.initializers.GlorotUniform(seed=_initializer_seed(seed, index, 0))((inputs, gates * units))
         recurrent = keras.initializers.Orthogonal(seed=_initializer_seed(seed, index, 1))((units, gates * units))
-        if spec.cell == "lstm":  # Keras' unit_forget_bias: the forget gate's bias starts at one
+        if cell == "lstm":  # Keras' unit_forget_bias: the forget gate's bias starts at one
             bias = np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)])
-        elif spec.cell == "gru":  # reset_after: an input and a recurrent bias
+        elif cell == "gru":  # reset_after: an input and a recurrent bias
             bias = np.zeros((2, gates * units))
         else:
             bias = np.zeros(units)
         weights += [np.asarray(kernel), np.asarray(recurrent), bias.astype(np.float32)]
         inputs = units
-    dense = keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(spec.units), 0))((inputs, 1))
-    return [*weights, np.asarray(dense), np.zeros(1, np.float32)]
+    dense = keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(layer_units), 0))((inputs, 1))
+    weights += [np.asarray(dense), np.zeros(1, np.float32)]
+    for weight in weights:
+        weight.setflags(write=False)
+    return tuple(weights)
 
 
 def _initializer_seed(seed: int, layer: int, role: int) -> int:
