@@ -119,8 +119,9 @@ class TrainConfig(StrictModel):
     (the seeds, stateless and stateful, sweep points, and other configs' runs in
     the same `run`; grouped.program_settings) together, in one program vectorized
     over runs; the same figures within 1e-5, many times
-    faster. A grouped run's epoch_seconds is its share of the group's time, so a
-    config that times single runs sets this to false."""
+    faster. A grouped run's epoch_seconds is its share of the group's time (after
+    epoch 0, of the time of the epochs trained in one call, evaluation included),
+    so a config that times single runs sets this to false."""
     trainer: Literal["fit", "train_on_batch", "loop"] = "loop"
     """Training procedure: loop (a GradientTape loop, one XLA-compiled function per
     epoch; the default, being the fastest), fit (model.fit(epochs=1) per epoch) or

@@ -304,7 +304,6 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
     group = GroupedLoop.for_group(experiments, shapes)
     group.load([weights for _, _, weights in items], [unit.variant in STATEFUL_VARIANTS for unit in units], experiments)
     epochs = [experiment.train.epochs for experiment in experiments]
-    resets = np.array([experiment.train.reset == "epoch" for experiment in experiments])
     x_train, y_train = group.batches([d.x_train for d in datasets], [d.y_train for d in datasets])
     x_test, y_test = group.batches([d.x_test for d in datasets], [d.y_test for d in datasets])
     forecasts = [dataset.forecast for dataset in datasets]
@@ -317,39 +316,41 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
             result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
         results.append(result)
     training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
-    for epoch in range(max(epochs)):
-        if epoch == 0:
-            group.reset_states()
-        elif resets.any():
-            group.reset_states(None if resets.all() else resets)
-        epoch_started = time.perf_counter()
-        train_loss, train_accuracy = (value.numpy() for value in group.train_epoch(x_train, y_train))
-        seconds = (time.perf_counter() - epoch_started) / len(units)  # each run's share
-        test_loss, test_accuracy = (value.numpy() for value in group.evaluate(x_test, y_test))
-        if scorer is not None:
-            values, rmse = scorer.scored(group.forecast(*forecast_inputs).numpy())
-        for run, result in enumerate(results):
-            if run not in training:
-                continue
-            record = EpochResult(
-                epoch,
-                float(train_loss[run]),
-                float(train_accuracy[run]) if group.classification else math.nan,
-                float(test_loss[run]),
-                float(test_accuracy[run]) if group.classification else math.nan,
-                seconds,
-                **({"test_rmse": float(rmse[run])} if scorer is not None else {}),
-            )
+    resets = tf.constant([experiment.train.reset == "epoch" for experiment in experiments])
+    inputs = {"train": (x_train, y_train), "test": (x_test, y_test), "forecast": forecast_inputs or ()}
+    done, total = 0, max(epochs)
+    per_call = group.epochs_per_call(len(forecasts[0].x_test) if scorer is not None else 0)
+    while done < total and training:
+        # Epoch 0 alone (its time includes the compilation), then the rest in as
+        # few calls as the group allows (`GroupedLoop.epochs_per_call`).
+        count = 1 if done == 0 else min(total - done, per_call)
+        call_started = time.perf_counter()
+        figures, predictions = group.train_epochs(tf.constant(done), tf.constant(count), resets, **inputs)
+        train_loss, train_accuracy, test_loss, test_accuracy = (value.numpy() for value in figures)
+        predictions = predictions.numpy()
+        seconds = (time.perf_counter() - call_started) / count / len(units)  # each run's share of an epoch
+        for index in range(count):
             if scorer is not None:
-                result.forecasts = values[:, run].tolist()  # the last epoch's are kept
-            result.epochs.append(record)
-            if not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss)):
-                result.status = "diverged"
-                training.discard(run)
-            elif epoch + 1 == epochs[run]:
-                training.discard(run)
-        if not training:
-            break
+                values, rmse = scorer.scored(predictions[index])
+            for run in sorted(training):
+                record = EpochResult(
+                    done + index,
+                    float(train_loss[index, run]),
+                    float(train_accuracy[index, run]) if group.classification else math.nan,
+                    float(test_loss[index, run]),
+                    float(test_accuracy[index, run]) if group.classification else math.nan,
+                    seconds,
+                    **({"test_rmse": float(rmse[run])} if scorer is not None else {}),
+                )
+                result = results[run]
+                result.epochs.append(record)
+                diverged = not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss))
+                if diverged or done + index + 1 == epochs[run]:  # its last epoch: its forecasts are kept
+                    result.status = "diverged" if diverged else result.status
+                    if scorer is not None:
+                        result.forecasts = values[:, run].tolist()
+                    training.discard(run)
+        done += count
     share = (time.perf_counter() - started) / len(units)
     for result in results:
         result.seconds = share

@@ -7,6 +7,7 @@ costs no other run its result."""
 import numpy as np
 import pytest
 
+from stateful_lab import grouped
 from stateful_lab import unit as unit_module
 from stateful_lab.grouped import GroupedLoop, bytes_per_run, split_sizes
 from stateful_lab.models import build_model, initial_weights
@@ -259,3 +260,25 @@ def test_long_groups_are_cut_for_the_workers_and_come_first(monkeypatch):
     assert len(cut) > 1 and sum(cut, []) == large  # cut, in order, nothing lost
     assert max(len(piece) for piece in cut) - min(len(piece) for piece in cut) <= 1
     assert unit_module.split_for_workers([small, large], jobs=1) == [small, large]
+
+
+def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
+    """After epoch 0, a group trains its remaining epochs in one call, or in
+    several when their forecasts would take too much memory: the same figures,
+    forecasts and epoch numbers either way."""
+    config, settings = MIXED["priming, and resets after each forecast"]
+    units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
+    whole = run_group(units)
+    group = list(GroupedLoop._cache.values())[-1]  # the program just used, used again below
+    counts = []
+    real = group.train_epochs
+    monkeypatch.setattr(
+        group,
+        "train_epochs",
+        lambda first, count, *args, **kwargs: counts.append(int(count)) or real(first, count, *args, **kwargs),
+    )
+    monkeypatch.setattr(grouped, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
+    in_parts = run_group(units)
+    assert counts == [1, 1, 1]
+    assert [[epoch.epoch for epoch in result.epochs] for result in in_parts] == [[0, 1], [0, 1, 2]]
+    assert_same_runs(in_parts, whole)
