@@ -11,10 +11,12 @@ CONFIGS := $(wildcard configs/*.yaml)
 install: $(STAMP)
 
 # Re-installs only when pyproject.toml changes, so a second `make install` is quick.
+# --no-compile: byte-compiling every installed module (TensorFlow has thousands)
+# took about 40 of the install's 98 s here; a module is compiled when first imported.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 # ruff keeps the code tidy: lint rules and formatting, both from pyproject.toml.
