@@ -316,13 +316,13 @@ class GroupedLoop:
         else the runs where `resets` is true), training, evaluation and, with
         `forecast` inputs, forecasts. Each run's train and test loss and accuracy,
         shape (epochs_per_call, runs) each, and its forecasts, (epochs_per_call,
-        windows, runs), of which the first `count` are the epochs'. (The size is
-        fixed, not `count`, because XLA compiles a program for every size of the
-        arrays it returns.) One call for many epochs, where three
-        calls an epoch (train, evaluate, forecast) spent more time in TensorFlow's
-        function dispatch than in arithmetic on the forecasting tasks' short
-        series: measured, 60 airline runs' 1000 epochs took 12.0 s, 4.4 s of it
-        in the compiled programs."""
+        windows, runs), of which the first `count` are the epochs'. (Their size is
+        fixed, not `count`: XLA needs an array's size when it compiles, so arrays
+        of `count` entries made a new program for every count.) One call for many
+        epochs, where three calls an epoch (train, evaluate, forecast) spent more
+        time in TensorFlow's function dispatch than in arithmetic on the
+        forecasting tasks' short series: measured, 60 airline runs' 1000 epochs
+        took 12.0 s, 4.4 s of it in the compiled programs."""
         variables = [variable for layer in self.states for variable in layer]
         windows = forecast[1].shape[0] if forecast else 0
         size = self.epochs_per_call(windows)
