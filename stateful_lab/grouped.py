@@ -159,14 +159,9 @@ class GroupedLoop:
         self.optimizer.reset([e.train.epsilon for e in experiments])
         self.reset_states()
 
-    def reset_states(self, runs: np.ndarray | None = None) -> None:
-        """Zero the state of every run, or of the runs where `runs` is true."""
-        variables = [variable for layer in self.states for variable in layer]
-        if runs is None:
-            _zero(variables)
-        else:
-            for variable in variables:
-                variable.assign(tf.where(runs, tf.zeros_like(variable), variable))
+    def reset_states(self) -> None:
+        """Zero every run's state (an epoch's resets happen in `train_epochs`)."""
+        _zero([variable for layer in self.states for variable in layer])
 
     def weights_of(self, run: int) -> list[np.ndarray]:
         """One run's weights, in Keras' get_weights() order."""
