@@ -346,7 +346,8 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
                 result.epochs.append(record)
                 diverged = not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss))
                 if diverged or done + index + 1 == epochs[run]:  # its last epoch: its forecasts are kept
-                    result.status = "diverged" if diverged else result.status
+                    if diverged:
+                        result.status = "diverged"
                     if scorer is not None:
                         result.forecasts = values[:, run].tolist()
                     training.discard(run)
