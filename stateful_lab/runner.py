@@ -209,8 +209,8 @@ class WorkPool:
             for config in [config for config, futures in pending.items() if all(f.done() for f in futures)]:
                 del pending[config]
                 yield config
-            if pending:
-                wait(set().union(*pending.values()), return_when=FIRST_COMPLETED)
+            if pending:  # on the unfinished only: one already done would return at once, a busy loop
+                wait({f for futures in pending.values() for f in futures if not f.done()}, return_when=FIRST_COMPLETED)
 
     def _results(
         self, config: int, futures: list, wanted: dict

@@ -117,6 +117,25 @@ def test_two_jobs_give_the_numbers_of_one(tmp_path, uninterrupted):
     pd.testing.assert_frame_equal(numbers(tmp_path), uninterrupted)
 
 
+def test_the_pool_waits_for_unfinished_work_without_spinning(monkeypatch):
+    """A config whose work is partly done must not make `finished` poll: waiting
+    on a set that holds a done future returns at once, and the main process spun
+    on a core the workers needed."""
+    import threading
+    from concurrent.futures import Future
+
+    done, pending = Future(), Future()
+    done.set_result(None)
+    pool = runner.WorkPool.__new__(runner.WorkPool)
+    pool.futures = [[done], [done, pending]]
+    waits = []
+    real_wait = runner.wait
+    monkeypatch.setattr(runner, "wait", lambda *args, **kwargs: waits.append(1) or real_wait(*args, **kwargs))
+    threading.Timer(0.3, pending.set_result, (None,)).start()
+    assert list(pool.finished()) == [0, 1]
+    assert len(waits) <= 2
+
+
 def test_a_dask_cluster_gives_the_numbers_of_a_plain_run(tmp_path, uninterrupted):
     from distributed import LocalCluster
 
