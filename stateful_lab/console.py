@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import sys
 import threading
 import time
@@ -40,21 +41,34 @@ def quiet_tensorflow() -> None:
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    copier = threading.Thread(target=_copy_lines, args=(read_end, original), daemon=True)
+    stop_read, stop_write = os.pipe()
+    copier = threading.Thread(target=_copy_lines, args=(read_end, original, stop_read), daemon=True)
     copier.start()
 
     def restore() -> None:
         sys.stderr.flush()
         os.dup2(original, 2)  # closes the pipe's last writer in this process
-        copier.join(timeout=2)  # children still holding the pipe must not hold up exit
+        os.write(stop_write, b"x")  # children may still hold it open (loky's resource tracker
+        copier.join(timeout=2)  # does, until this process ends): copy what is there, then stop
 
     atexit.register(restore)
 
 
-def _copy_lines(read_end: int, target: int) -> None:
+def _copy_lines(read_end: int, target: int, stop: int) -> None:
+    """Copy lines from the pipe until it closes, or until `stop` is readable and
+    the pipe holds nothing more."""
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        pending = b""
-        while chunk := pipe.read(65536):
+        pending, stopping = b"", False
+        while True:
+            ready, _, _ = select.select([pipe, stop], [], [], 0 if stopping else None)
+            stopping = stopping or stop in ready
+            if pipe not in ready:
+                if stopping:
+                    break
+                continue
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
             pending += chunk
             *lines, pending = pending.split(b"\n")
             kept = [line for line in lines if not TENSORFLOW_LINE.match(line)]

@@ -23,7 +23,8 @@ TENSORFLOW_LINES = [
 def test_only_tensorflow_log_lines_are_dropped():
     read_end, write_end = os.pipe()
     target_read, target_write = os.pipe()
-    copier = threading.Thread(target=_copy_lines, args=(read_end, target_write))
+    stop_read, _ = os.pipe()
+    copier = threading.Thread(target=_copy_lines, args=(read_end, target_write, stop_read))
     copier.start()
     ours = [
         b"Error: configs/x.yaml is not a valid config:",
@@ -36,6 +37,24 @@ def test_only_tensorflow_log_lines_are_dropped():
     os.close(target_write)
     with os.fdopen(target_read, "rb") as copied:
         assert copied.read() == b"\n".join(ours) + b"\nlast"
+
+
+def test_copying_stops_when_told_though_a_child_still_holds_the_pipe():
+    """At exit the copier copies what is in the pipe and stops, without waiting for
+    an end of file that a still-running child (loky's resource tracker) would
+    hold back until this process had ended."""
+    read_end, write_end = os.pipe()  # write_end stays open: the child's copy
+    target_read, target_write = os.pipe()
+    stop_read, stop_write = os.pipe()
+    copier = threading.Thread(target=_copy_lines, args=(read_end, target_write, stop_read))
+    copier.start()
+    os.write(write_end, TENSORFLOW_LINES[1] + b"\nours\nlast")
+    os.write(stop_write, b"x")
+    copier.join(timeout=5)
+    assert not copier.is_alive()
+    os.close(target_write)
+    with os.fdopen(target_read, "rb") as copied:
+        assert copied.read() == b"ours\nlast"
 
 
 def run_on_a_terminal(*args: str) -> tuple[int, str, str]:
