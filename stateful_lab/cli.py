@@ -208,6 +208,9 @@ def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int
     work is done."""
     from contextlib import ExitStack
 
+    from . import workers
+
+    workers.start(jobs)  # each imports TensorFlow while this process does and plans
     from .provenance import peak_memory_mb
     from .runner import FolderInUse, Planned, WorkPool, folder_lock
 
@@ -217,6 +220,7 @@ def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int
             for folder in folders:
                 locks.enter_context(folder_lock(folder))
         except FolderInUse as error:
+            workers.executor(jobs).shutdown(wait=False, kill_workers=True)
             raise click.UsageError(str(error)) from None
         pool = WorkPool(jobs)
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import provenance
+from . import provenance, workers
 from .atomic import remove_temporaries
 from .config import Experiment
 from .console import LineProgress
@@ -171,11 +171,7 @@ class WorkPool:
     trains once, its result going to each of them."""
 
     def __init__(self, jobs: int):
-        from joblib.executor import get_memmapping_executor
-
-        # joblib's own executor, which `execute`'s joblib.Parallel then re-uses as is
-        # (loky's bare one lacks what Parallel adds, and Parallel would fail on it)
-        self.executor = get_memmapping_executor(jobs, initializer=_keep_worker)
+        self.executor = workers.executor(jobs)
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self.jobs = jobs
         self.worker_peak_mb = 0.0
@@ -228,7 +224,8 @@ class WorkPool:
         return results
 
     def shutdown(self) -> None:
-        """Stop the workers now (an interrupted run: queued work is abandoned)."""
+        """Stop the workers now: the work is done, or the run was interrupted (queued
+        work is abandoned)."""
         self.executor.shutdown(wait=False, kill_workers=True)
 
 
@@ -281,17 +278,6 @@ def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResul
         futures = client.map(run_units, items, threads=1, pure=False)
         for future in as_completed(futures):
             yield from future.result()
-
-
-def _keep_worker() -> None:
-    """In a worker: never restart it for growing memory. loky replaces a worker
-    whose memory grew 300 MB past its size after its first task, taking it for a
-    leak; a worker here grows by design (it keeps its compiled programs for the
-    next groups), and a replaced one pays a TensorFlow import and its
-    compilations again. (Memory stays bounded: at most CACHED programs each.)"""
-    from joblib.externals.loky import process_executor
-
-    process_executor._MAX_MEMORY_LEAK_SIZE = 2**62
 
 
 def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:
