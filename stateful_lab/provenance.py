@@ -96,4 +96,4 @@ def now() -> str:
 
 
 def environment() -> dict[str, str | None]:
-    return {key: os.environ.get(key) for key in ("TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND")}
+    return {key: os.environ.get(key) for key in ("TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND", "XLA_FLAGS")}

@@ -66,6 +66,7 @@ def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
     assert meta["seeds"] == experiment.seed_list
     assert meta["versions"]["tensorflow"] and meta["peak_memory_mb"] > 0
     assert meta["environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert "--xla_backend_optimization_level=2" in meta["environment"]["XLA_FLAGS"]
     assert f"Epoch: 0 (Loss, Acc) {experiment.variants[0]}: Train: (" in result.output
 
 
