@@ -6,10 +6,8 @@ Exit codes: 0 success; 2 bad usage or bad config; 1 a run that failed.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -152,33 +150,12 @@ def run(
     # process started in the background of a script inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
-    failed = False
-    cache = _share_compilations() if jobs > 1 and not scheduler else None
-    try:
-        if len(experiments) > 1 and jobs > 1 and not scheduler:
-            failed = _run_pipelined(experiments, folders, jobs, force, quiet)
-        else:
-            failed = _run_each(experiments, folders, jobs, scheduler, force, quiet)
-    finally:
-        if cache:
-            shutil.rmtree(cache, ignore_errors=True)
+    if len(experiments) > 1 and jobs > 1 and not scheduler:
+        failed = _run_pipelined(experiments, folders, jobs, force, quiet)
+    else:
+        failed = _run_each(experiments, folders, jobs, scheduler, force, quiet)
     if failed:
         sys.exit(1)
-
-
-def _share_compilations() -> str | None:
-    """A fresh XLA compilation cache for this command, shared by its worker
-    processes through TF_XLA_FLAGS (which they inherit): a program one worker
-    compiled (groups of the same settings and size, in this config or another)
-    the other loads instead of compiling again (0.4 s instead of 1.6 s for the
-    blog's model). Made empty here and removed at the end, so every command
-    starts cold. None if the caller set a cache directory of their own."""
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    if "tf_xla_persistent_cache_directory" in flags:
-        return None
-    folder = tempfile.mkdtemp(prefix="stateful-lab-xla-")
-    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
-    return folder
 
 
 def _run_each(

@@ -151,26 +151,14 @@ def split_for_workers(items: list[list[Unit]], jobs: int, total: float | None = 
         return items
     share = (total if total is not None else sum(costs)) / jobs / 3
     pieces = []
-    for number, (item, cost) in enumerate(zip(items, costs, strict=True)):
+    for item, cost in zip(items, costs, strict=True):
         compute = cost - COMPILE_SECONDS
         parts = min(len(item), math.ceil(compute / share), max(1, math.floor(compute / (4 * COMPILE_SECONDS))))
         pieces += [
-            (COMPILE_SECONDS + compute * size / len(item), number, part)
+            (COMPILE_SECONDS + compute * size / len(item), part)
             for size, part in _cut(item, split_sizes(len(item), math.ceil(len(item) / parts)))
         ]
-    return _apart([(number, piece) for _, number, piece in sorted(pieces, key=lambda triple: -triple[0])])
-
-
-def _apart(pieces: list[tuple[int, list[Unit]]]) -> list[list[Unit]]:
-    """The pieces in order, except that two parts of one group (same number) are
-    never next to each other while another piece can come between: a part that
-    starts together with its sibling compiles the same program at the same time
-    on another worker, instead of loading it from the shared compilation cache."""
-    remaining, order = list(pieces), []
-    while remaining:
-        index = next((i for i, (number, _) in enumerate(remaining) if not order or number != order[-1][0]), 0)
-        order.append(remaining.pop(index))
-    return [piece for _, piece in order]
+    return [piece for _, piece in sorted(pieces, key=lambda pair: -pair[0])]
 
 
 def _cut(item: list[Unit], sizes: list[int]) -> list[tuple[int, list[Unit]]]:
