@@ -202,11 +202,12 @@ class WorkPool:
         writes a config's results while the workers train the others'."""
         pending = {config: set(futures) for config, futures in enumerate(self.futures)}
         while pending:
-            for config in [config for config, futures in pending.items() if all(f.done() for f in futures)]:
+            ready = [config for config, futures in pending.items() if all(f.done() for f in futures)]
+            if not ready:  # wait on the unfinished only: one already done would return at once, a busy loop
+                wait({f for futures in pending.values() for f in futures if not f.done()}, return_when=FIRST_COMPLETED)
+            for config in ready:
                 del pending[config]
                 yield config
-            if pending:  # on the unfinished only: one already done would return at once, a busy loop
-                wait({f for futures in pending.values() for f in futures if not f.done()}, return_when=FIRST_COMPLETED)
 
     def _results(
         self, config: int, futures: list, wanted: dict

@@ -136,6 +136,25 @@ def test_the_pool_waits_for_unfinished_work_without_spinning(monkeypatch):
     assert len(waits) <= 2
 
 
+def test_a_config_whose_work_ended_while_another_was_written_comes_next():
+    """Work that ends while this process writes a config's results is noticed
+    before waiting again: waiting only on what is unfinished would otherwise wait
+    for the next item of other work (measured: a config written 23 s late)."""
+    import threading
+    from concurrent.futures import Future
+
+    done, ends_during_writing, later = Future(), Future(), Future()
+    done.set_result(None)
+    pool = runner.WorkPool.__new__(runner.WorkPool)
+    pool.futures = [[done], [ends_during_writing], [later]]
+    threading.Timer(5, later.set_result, (None,)).start()
+    configs = pool.finished()
+    assert next(configs) == 0
+    ends_during_writing.set_result(None)  # while config 0 is written
+    assert next(configs) == 1 and not later.done()
+    assert list(configs) == [2]
+
+
 def test_a_dask_cluster_gives_the_numbers_of_a_plain_run(tmp_path, uninterrupted):
     from distributed import LocalCluster
 
