@@ -31,7 +31,7 @@ from .atomic import write_atomic
 from .config import Experiment, load_experiment
 from .grouped import GroupedLoop
 from .models import GATES, build_model
-from .provenance import cpu_model, peak_memory_mb
+from .provenance import cpu_fields, cpu_id, cpu_model, peak_memory_mb
 from .tasks import make_dataset
 from .trainers import train_loop
 from .unit import Unit, _prepared, seed_everything
@@ -43,11 +43,14 @@ GROUP = 20
 """Runs in the group whose per-run cost is set against tuned fit."""
 GROUP_SIZES = (1, 5, 20, 100)
 FLOPS_PER_CYCLE = 32
-"""Float32 operations per core and cycle with AVX2 and FMA: two 256-bit fused
-multiply-add pipes, 8 lanes each, 2 operations per multiply-add."""
+"""Float32 operations per core and cycle with two 256-bit fused multiply-add
+pipes, 8 lanes each, 2 operations per multiply-add: AVX2 and FMA, and Zen 4's
+AVX-512 too (family 25, the lab's machine since December 2026), which runs each
+512-bit instruction on those two pipes as two halves."""
 FLOPS_PER_CYCLE_ZEN1 = 16
-"""AMD's first Zen cores (family 23, models below 0x30: this machine's EPYC) run
-a 256-bit instruction as two halves on two 128-bit pipes: half the rate."""
+"""AMD's first Zen cores (family 23, models below 0x30: the lab's machine until
+November 2026) run a 256-bit instruction as two halves on two 128-bit pipes:
+half the rate."""
 
 
 def keras_fit_ms_per_epoch(x, y, tuned: bool = False) -> float:
@@ -144,20 +147,18 @@ def measured_matmul_gflops(size: int = 2048) -> float:
     return 5 * 2 * size**3 / (time.perf_counter() - started) / 1e9
 
 
-def nominal_peak_gflops() -> tuple[float, int] | None:
-    """Cores x clock x float32 operations per cycle, from /proc/cpuinfo, and those
-    operations per cycle; None if unknown."""
+def nominal_peak_gflops(fields: dict[str, str] | None = None) -> tuple[float, int] | None:
+    """Cores x clock x float32 operations per cycle, from /proc/cpuinfo's `fields`
+    (default: this machine's), and those operations per cycle; None if unknown."""
+    fields = cpu_fields() if fields is None else fields
     try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            fields = dict(line.split(":", 1) for line in cpuinfo.read().split("\n\n")[0].splitlines() if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
         mhz = float(fields["cpu MHz"])
         zen1 = (
             fields.get("vendor_id") == "AuthenticAMD"
             and fields.get("cpu family") == "23"
             and int(fields["model"]) < 0x30
         )
-    except (OSError, KeyError, ValueError):
+    except (KeyError, ValueError):
         return None
     per_cycle = FLOPS_PER_CYCLE_ZEN1 if zen1 else FLOPS_PER_CYCLE
     return (os.cpu_count() or 1) * mhz * 1e6 * per_cycle / 1e9, per_cycle
@@ -279,7 +280,7 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
         f"`stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included): {one:.1f} s; "
         f"`--seeds 10`: {ten:.1f} s ({ten / one:.2f}x one seed).",
         "",
-        f"Machine: {cpu_model()}, {os.cpu_count()} cores.",
+        f"Machine: {cpu_model()} ({cpu_id()}), {os.cpu_count()} cores.",
         "",
     ]
     return "\n".join(lines)

@@ -45,18 +45,42 @@ def host() -> dict[str, object]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model(),
+        "cpu_id": cpu_id(),
     }
 
 
-def cpu_model() -> str:
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo; empty where there is none."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            first = cpuinfo.read().split("\n\n")[0]
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return {}
+    pairs = (line.split(":", 1) for line in first.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def cpu_model() -> str:
+    return cpu_fields().get("model name") or platform.processor() or "unknown"
+
+
+def cpu_id(fields: dict[str, str] | None = None) -> str | None:
+    """The CPU's vendor, family, model and stepping, and its widest vector
+    instructions. XLA compiles for the host's instruction set, so two CPUs of one
+    model name can round the same run differently in its last bits: this lab's
+    machine was once a first-generation Zen EPYC and once a Zen 4 (AVX-512), both
+    "AMD EPYC", and a chaotic run's figures differed between them from the
+    seventh digit up. From `fields` (default: this machine's `cpu_fields`); None
+    where they do not say."""
+    fields = cpu_fields() if fields is None else fields
+    if "cpu family" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    vector = next((name for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), "no vector extensions")
+    return (
+        f"{fields.get('vendor_id', 'unknown vendor')} family {fields['cpu family']} model {fields.get('model')}"
+        f" stepping {fields.get('stepping')}, {vector}"
+    )
 
 
 def git_commit() -> str | None:

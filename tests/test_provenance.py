@@ -1,0 +1,45 @@
+"""What meta.json and the bench say of the CPU: enough to tell apart two CPUs of
+one model name, whose compiled programs round differently."""
+
+import os
+
+from stateful_lab.bench import nominal_peak_gflops
+from stateful_lab.provenance import cpu_fields, cpu_id, host
+
+# The first processor's fields of the two CPUs this lab has run on, both "AMD EPYC".
+ZEN1 = {
+    "vendor_id": "AuthenticAMD",
+    "cpu family": "23",
+    "model": "1",
+    "stepping": "2",
+    "cpu MHz": "1996.249",
+    "flags": "fpu sse4_2 avx fma avx2",
+}
+ZEN4 = {
+    "vendor_id": "AuthenticAMD",
+    "cpu family": "25",
+    "model": "17",
+    "stepping": "1",
+    "cpu MHz": "2596.144",
+    "flags": "fpu sse4_2 avx fma avx2 avx512f avx512_bf16",
+}
+
+
+def test_two_cpus_of_one_model_name_are_told_apart_by_family_and_vector_width():
+    assert cpu_id(ZEN1) == "AuthenticAMD family 23 model 1 stepping 2, avx2"
+    assert cpu_id(ZEN4) == "AuthenticAMD family 25 model 17 stepping 1, avx512f"
+    assert cpu_id({"model name": "a CPU that says no more"}) is None
+
+
+def test_the_nominal_peak_counts_first_generation_zen_at_half_rate():
+    cores = os.cpu_count()
+    assert nominal_peak_gflops(ZEN1) == (cores * 1996.249e6 * 16 / 1e9, 16)
+    assert nominal_peak_gflops(ZEN4) == (cores * 2596.144e6 * 32 / 1e9, 32)
+    assert nominal_peak_gflops({"vendor_id": "AuthenticAMD"}) is None
+
+
+def test_meta_json_host_names_this_machines_cpu():
+    fields = cpu_fields()
+    assert host()["cpu_id"] == cpu_id(fields)
+    if "cpu family" in fields:  # Linux on x86: the family and model as /proc/cpuinfo has them
+        assert f"family {fields['cpu family']} model {fields['model']}" in host()["cpu_id"]
