@@ -43,3 +43,15 @@ def test_meta_json_host_names_this_machines_cpu():
     assert host()["cpu_id"] == cpu_id(fields)
     if "cpu family" in fields:  # Linux on x86: the family and model as /proc/cpuinfo has them
         assert f"family {fields['cpu family']} model {fields['model']}" in host()["cpu_id"]
+
+
+def test_a_measured_rate_above_the_nominal_peak_is_reported_as_a_faster_clock_not_as_over_100_percent():
+    from stateful_lab.bench import _against_nominal
+
+    cores = os.cpu_count()
+    peak = cores * 2596e6 * 32 / 1e9
+    below = _against_nominal(achieved=5.0, matmul=peak * 0.9, nominal=(peak, 32))
+    assert f"{100 * 5.0 / peak:.2f}% of their nominal peak" in below and "2596 MHz" in below
+    above = _against_nominal(achieved=5.0, matmul=peak * 1.2, nominal=(peak, 32))
+    assert "%" not in above and f"at least {2596 * 1.2:.0f} MHz" in above
+    assert _against_nominal(5.0, 100.0, None) == "."
