@@ -554,15 +554,20 @@ def weight_count(experiment: Experiment) -> int:
 def runs_in_cache(experiment: Experiment) -> int:
     """The most runs of `experiment` whose weights, gradients and two optimizer
     slots fit in CACHE_BYTES: larger groups of large layers run slower per run,
-    their working set spilling out of the cache the workers share. Measured here
-    on stacked_clipnorm's 64- and 32-unit layers (30 thousand weights a run),
+    their working set spilling out of the cache the workers share. Measured on
+    the lab's previous machine (8 MB of L3) on stacked_clipnorm's 64- and 32-unit
+    layers (30 thousand weights a run),
     seconds per run and epoch, training and evaluation: 0.150 in groups of 5,
     0.167 of 10, 0.161 of 15, 0.200 of 30. The blog's 3-unit model is never cut."""
     return max(1, CACHE_BYTES // (4 * 4 * weight_count(experiment)))
 
 
 CACHE_BYTES = 4 * 2**20
-"""Half the 8 MB L3 cache of this machine's two cores, each worker's share."""
+"""Half the 8 MB L3 cache of the lab's previous machine's two cores, each
+worker's share. Fixed rather than read from the machine: a large layer's run
+can differ in its last bits with the size of its group (measured: a
+stacked_clipnorm run alone against the same run in a group of 6 or 12, which
+agree), so groups sized by the cache would make the figures depend on it."""
 
 
 def memory_budget() -> int:
