@@ -6,7 +6,9 @@ import os
 from stateful_lab.bench import nominal_peak_gflops
 from stateful_lab.provenance import cpu_fields, cpu_id, host
 
-# The first processor's fields of the two CPUs this lab has run on, both "AMD EPYC".
+# /proc/cpuinfo fields of the two CPUs this lab has run on, both "AMD EPYC": Zen 4's as
+# this machine gives them; first-generation Zen's family and clock as the earlier benches
+# recorded them, with a model and stepping of that generation (below 0x30).
 ZEN1 = {
     "vendor_id": "AuthenticAMD",
     "cpu family": "23",
