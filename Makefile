@@ -49,7 +49,7 @@ reproduce: $(STAMP)
 
 # Keras fit, plain and tuned, against the lab's single and grouped runs; writes results/bench.md.
 bench: $(STAMP)
-	$(BIN)/python -m stateful_lab.bench
+	$(BIN)/python -m stateful_lab.diagnostics.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,3 +1,3 @@
-from .cli import main
+from stateful_lab.cli import main
 
 main()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .config import ConfigError, Experiment, load_experiment
-from .console import BarProgress, LineProgress, quiet_tensorflow
-from .results import METRICS
-from .show import FORMATS, SHOWABLE_METRICS, render, show_table
+from stateful_lab import __version__
+from stateful_lab.config.experiment import ConfigError, Experiment, load_experiment
+from stateful_lab.console import BarProgress, LineProgress, quiet_tensorflow
+from stateful_lab.results.show import FORMATS, SHOWABLE_METRICS, render, show_table
+from stateful_lab.results.tables import METRICS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -137,7 +137,7 @@ def run(
         raise click.UsageError(
             f"configs named {', '.join(repeated)} would write the same folder; give each its own name"
         )
-    from .resources import ResourceError, check_resources
+    from stateful_lab.execution.resources import ResourceError, check_resources
 
     for experiment, folder in zip(experiments, folders):
         _check_writable(folder)
@@ -162,7 +162,7 @@ def _run_each(
     experiments: list[Experiment], folders: list[Path], jobs: int, scheduler: str | None, force: bool, quiet: bool
 ) -> bool:
     """Configs one after another, each on its own workers (or in this process)."""
-    from .runner import run_experiment  # imports TensorFlow: keep --help fast
+    from stateful_lab.execution.runner import run_experiment  # imports TensorFlow: keep --help fast
 
     failed = False
     for experiment, folder in zip(experiments, folders):
@@ -185,11 +185,11 @@ def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int
     work is done."""
     from contextlib import ExitStack
 
-    from . import workers
+    from stateful_lab.execution import workers
 
     workers.start(jobs)  # each imports TensorFlow while this process does and plans
-    from .provenance import peak_memory_mb
-    from .runner import FolderInUse, Planned, WorkPool, folder_lock
+    from stateful_lab.execution.runner import FolderInUse, Planned, WorkPool, folder_lock
+    from stateful_lab.provenance import peak_memory_mb
 
     failed = False
     with ExitStack() as locks:
@@ -226,9 +226,9 @@ def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int
 def _run_one(experiment: Experiment, out: Path, quiet: bool, work) -> bool:
     """Run one experiment into `out` with `work(progress)` and report it; True if
     some of its runs failed."""
-    from .atomic import WriteError
-    from .results import summary_markdown
-    from .runner import FolderInUse, SchedulerError  # imports TensorFlow: keep --help fast
+    from stateful_lab.atomic import WriteError
+    from stateful_lab.execution.runner import FolderInUse, SchedulerError  # imports TensorFlow: keep --help fast
+    from stateful_lab.results.tables import summary_markdown
 
     resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
     try:
@@ -316,7 +316,7 @@ def probe(as_json: bool, cell: str) -> None:
     """
     import json
 
-    from . import probe as probes
+    from stateful_lab.diagnostics import probe as probes
 
     cells = ["lstm", "gru", "simple_rnn"] if cell == "all" else [cell]
     checks = [(name, check) for name in cells for check in probes.run_checks(name)]
@@ -350,8 +350,8 @@ def report(results_dir: Path, probe: bool) -> None:
         stateful-lab report results
     """
     _check_writable(results_dir)
-    from .report import build_report
-    from .results import ResultsError
+    from stateful_lab.results.report import build_report
+    from stateful_lab.results.tables import ResultsError
 
     try:
         path = build_report(results_dir, probe=probe)
@@ -398,7 +398,7 @@ def show(
     Example:
         stateful-lab show results --where variant=stateful --sort -test_accuracy
     """
-    from .results import ResultsError
+    from stateful_lab.results.tables import ResultsError
 
     metrics = metrics or METRICS
     try:
@@ -462,8 +462,8 @@ def compare(
         stateful-lab compare results/lag_copy --a variant=stateful --b variant=stateless \\
             --at data.lag=2 --expect greater --min-difference 0.02
     """
-    from .compare import compare_groups, render
-    from .results import ResultsError
+    from stateful_lab.results.compare import compare_groups, render
+    from stateful_lab.results.tables import ResultsError
 
     try:
         row = compare_groups(results_dir, first, second, at, metric, expect, min_difference)

@@ -11,7 +11,7 @@ import resource
 import subprocess
 from pathlib import Path
 
-from . import __version__
+from stateful_lab import __version__
 
 PACKAGES = (
     "tensorflow",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from stateful_lab.config import load_experiment
+from stateful_lab.config.experiment import load_experiment
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one TensorFlow thread pool each

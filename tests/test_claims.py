@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stateful_lab.claims import evaluate_claim, evaluate_claims
-from stateful_lab.claimspec import Claim
+from stateful_lab.config.claims import Claim
+from stateful_lab.results.claims import evaluate_claim, evaluate_claims
 
 RNG = np.random.default_rng(7)
 

@@ -7,7 +7,7 @@ import yaml
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.config import ConfigError, load_experiment, parse_experiment
+from stateful_lab.config.experiment import ConfigError, load_experiment, parse_experiment
 
 from .conftest import CONFIGS, smoke_experiment
 
@@ -220,7 +220,7 @@ def test_claim_configs_run_30_seeds_or_say_why_fewer():
 def test_config_names_no_task_and_every_task_default_is_filled():
     from stateful_lab.tasks import TASKS
 
-    source = (CONFIGS.parent / "stateful_lab" / "config.py").read_text()
+    source = (CONFIGS.parent / "stateful_lab" / "config" / "experiment.py").read_text()
     for task in TASKS:
         assert f'"{task}"' not in source, f"config.py names task {task}"
     resolved = yaml.safe_load(parse_experiment({"data": {"timesteps": 7}}).to_yaml())

@@ -14,8 +14,8 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from stateful_lab.config import ConfigError, config_keys, parse_experiment
-from stateful_lab.configfile import apply_overrides, set_dotted
+from stateful_lab.config.experiment import ConfigError, config_keys, parse_experiment
+from stateful_lab.config.files import apply_overrides, set_dotted
 from stateful_lab.tasks import TASKS
 
 KEYS = config_keys()
@@ -143,9 +143,9 @@ def plausible(draw):
 )
 @given(plausible())
 def test_whatever_loads_and_fits_can_be_built_for_one_step(raw):
-    from stateful_lab.models import build_model
-    from stateful_lab.resources import ResourceError, check_resources
+    from stateful_lab.execution.resources import ResourceError, check_resources
     from stateful_lab.tasks import for_variant, make_dataset
+    from stateful_lab.training.models import build_model
 
     experiment = load_or_config_error({key: value for key, value in raw.items() if value is not None})
     assume(experiment is not None)

@@ -4,7 +4,7 @@ and CI runs the README's test command."""
 import re
 
 from stateful_lab.cli import main
-from stateful_lab.config import config_keys
+from stateful_lab.config.experiment import config_keys
 
 from .conftest import ROOT
 

@@ -6,12 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.config import ConfigError, parse_experiment
-from stateful_lab.models import build_model
+from stateful_lab.config.experiment import ConfigError, parse_experiment
+from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.tasks.forecast import DATA, read_series
-from stateful_lab.trainers import TRAINERS
-from stateful_lab.unit import seed_everything
+from stateful_lab.training.models import build_model
+from stateful_lab.training.trainers import TRAINERS
 
 
 def forecast_experiment(**data):

@@ -7,13 +7,17 @@ costs no other run its result."""
 import numpy as np
 import pytest
 
-from stateful_lab import grouped
-from stateful_lab import unit as unit_module
-from stateful_lab.grouped import GroupedLoop, bytes_per_run, split_sizes
-from stateful_lab.models import build_model, initial_weights
-from stateful_lab.records import EpochResult
-from stateful_lab.trainers import TRAINERS
-from stateful_lab.unit import Unit, _run_here, plan_groups, plan_units, run_group, seed_everything
+from stateful_lab.execution.plan import plan_groups
+from stateful_lab.runs.records import EpochResult
+from stateful_lab.runs.seeding import seed_everything
+from stateful_lab.runs.unit import Unit, plan_units
+from stateful_lab.execution import plan
+from stateful_lab.training import engine
+from stateful_lab.training import grouped
+from stateful_lab.training.engine import train_group, train_unit
+from stateful_lab.training.grouped import GroupedLoop, bytes_per_run, split_sizes
+from stateful_lab.training.models import build_model, initial_weights
+from stateful_lab.training.trainers import TRAINERS
 
 from .conftest import smoke_experiment
 
@@ -112,8 +116,8 @@ def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
         finals[(variant, dataset.seed)] = model.get_weights()
 
     monkeypatch.setitem(TRAINERS, "loop", loop_keeping_weights)
-    alone = [_run_here(unit) for unit in units]
-    grouped = run_group(units)
+    alone = [train_unit(unit) for unit in units]
+    grouped = train_group(units)
     assert_same_runs(grouped, alone, units[0].experiment.train.epochs)
     group = list(GroupedLoop._cache.values())[-1]  # the group just trained (the most recently used)
     for run, unit in enumerate(units):
@@ -131,9 +135,9 @@ def test_runs_with_their_own_settings_share_a_group(case):
     config, settings = MIXED[case]
     units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
     assert len(plan_groups(units)) == 1
-    alone = [_run_here(unit) for unit in units]
+    alone = [train_unit(unit) for unit in units]
     assert {len(result.epochs) for result in alone} == {2, 3}
-    assert_same_runs(run_group(units), alone)
+    assert_same_runs(train_group(units), alone)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
@@ -150,22 +154,22 @@ def test_initial_weights_are_the_built_models_value_for_value(cell):
 
 def test_a_group_short_of_memory_splits_and_gives_the_same_numbers():
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1, 2))
-    one = run_group(units)
-    dataset, _ = unit_module._prepared(units[0])
+    one = train_group(units)
+    dataset, _ = engine.prepared(units[0])
     arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
     per_run = bytes_per_run(units[0].experiment, units[0].variant, arrays)
     calls = []
-    real = unit_module._train_group
+    real = engine._train_group
 
     def counting(items, shapes):
         calls.append(len(items))
         return real(items, shapes)
 
-    unit_module._train_group, saved = counting, real
+    engine._train_group, saved = counting, real
     try:
-        split = run_group(units, budget=2 * per_run)  # room for two runs at a time
+        split = train_group(units, budget=2 * per_run)  # room for two runs at a time
     finally:
-        unit_module._train_group = saved
+        engine._train_group = saved
     assert calls == [2, 2, 2]
     for a, b in zip(split, one, strict=True):
         assert [e.test_loss for e in a.epochs] == pytest.approx([e.test_loss for e in b.epochs], abs=TOLERANCE)
@@ -179,15 +183,15 @@ def test_split_sizes_are_as_equal_as_possible():
 
 def test_a_run_that_fails_fails_alone_and_the_group_trains(monkeypatch):
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
-    real = unit_module._prepared
+    real = engine.prepared
 
     def fails_for_seed_1_stateful(unit):
         if unit.seed == 1 and unit.variant == "stateful":
             raise RuntimeError("no data for this one")
         return real(unit)
 
-    monkeypatch.setattr(unit_module, "_prepared", fails_for_seed_1_stateful)
-    results = {result.label: result for result in run_group(units)}
+    monkeypatch.setattr(engine, "prepared", fails_for_seed_1_stateful)
+    results = {result.label: result for result in train_group(units)}
     assert results["seed 1 stateful"].status == "failed"
     assert results["seed 1 stateful"].error == "RuntimeError: no data for this one"
     assert "fails_for_seed_1_stateful" in results["seed 1 stateful"].traceback
@@ -196,13 +200,13 @@ def test_a_run_that_fails_fails_alone_and_the_group_trains(monkeypatch):
 
 def test_a_group_that_fails_runs_its_units_one_at_a_time(monkeypatch):
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0,))
-    expected = run_group(units)
+    expected = train_group(units)
 
     def broken(items, shapes):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(unit_module, "_train_group", broken)
-    results = run_group(units)
+    monkeypatch.setattr(engine, "_train_group", broken)
+    results = train_group(units)
     assert [r.status for r in results] == ["ok", "ok"]
     for a, b in zip(results, expected, strict=True):
         assert a.epochs[-1].test_loss == pytest.approx(b.epochs[-1].test_loss, abs=TOLERANCE)
@@ -211,8 +215,8 @@ def test_a_group_that_fails_runs_its_units_one_at_a_time(monkeypatch):
 def test_a_diverging_run_stops_recording_and_the_others_train_on():
     units = units_of("random_series", ["train.epochs=4", "train.optimizer=sgd", "train.learning_rate=1e6"], seeds=(0,))
     calm = units_of("random_series", ["train.epochs=4"], seeds=(0,))
-    assert all(len(r.epochs) == 4 and r.status == "ok" for r in run_group(calm))
-    results = run_group(units)
+    assert all(len(r.epochs) == 4 and r.status == "ok" for r in train_group(calm))
+    results = train_group(units)
     assert {r.status for r in results} == {"diverged"}
     assert all(len(r.epochs) < 4 for r in results)
 
@@ -238,7 +242,7 @@ def test_runs_are_grouped_by_program_settings_and_time_claims_stay_alone():
 
 def test_grouped_epoch_seconds_are_each_runs_share():
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
-    results = run_group(units)
+    results = train_group(units)
     assert all(isinstance(e, EpochResult) and e.seconds > 0 for r in results for e in r.epochs)
     assert len({r.epochs[1].seconds for r in results}) == 1  # one share for all
 
@@ -249,15 +253,15 @@ def test_long_groups_are_cut_for_the_workers_and_come_first(monkeypatch):
     seconds = {id(small[0]): 10.0}  # 5 of it compiling
 
     def estimate(item):
-        return seconds.get(id(item[0]), unit_module.COMPILE_SECONDS + 20.0 * len(item))
+        return seconds.get(id(item[0]), plan.COMPILE_SECONDS + 20.0 * len(item))
 
-    monkeypatch.setattr(unit_module, "estimated_seconds", estimate)
-    pieces = unit_module.split_for_workers([small, large], jobs=2)
+    monkeypatch.setattr(plan, "estimated_seconds", estimate)
+    pieces = plan.split_for_workers([small, large], jobs=2)
     assert small in pieces and pieces[-1] == small  # too short to cut, and last: the longest first
     cut = [piece for piece in pieces if piece != small]
     assert len(cut) > 1 and sum(cut, []) == large  # cut, in order, nothing lost
     assert max(len(piece) for piece in cut) - min(len(piece) for piece in cut) <= 1
-    assert unit_module.split_for_workers([small, large], jobs=1) == [small, large]
+    assert plan.split_for_workers([small, large], jobs=1) == [small, large]
 
 
 def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
@@ -266,7 +270,7 @@ def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
     forecasts and epoch numbers either way."""
     config, settings = MIXED["priming, and resets after each forecast"]
     units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
-    whole = run_group(units)
+    whole = train_group(units)
     group = list(GroupedLoop._cache.values())[-1]  # the program just used, used again below
     counts = []
     real = group.train_epochs
@@ -276,7 +280,7 @@ def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
         lambda first, count, *args, **kwargs: counts.append(int(count)) or real(first, count, *args, **kwargs),
     )
     monkeypatch.setattr(grouped, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
-    in_parts = run_group(units)
+    in_parts = train_group(units)
     assert counts == [1, 1, 1]
     assert [[epoch.epoch for epoch in result.epochs] for result in in_parts] == [[0, 1], [0, 1, 2]]
     assert_same_runs(in_parts, whole)

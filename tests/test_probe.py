@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from stateful_lab import probe
 from stateful_lab.cli import main
+from stateful_lab.diagnostics import probe
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])

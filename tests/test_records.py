@@ -4,7 +4,7 @@ format reads as missing instead of stopping a run."""
 import json
 import math
 
-from stateful_lab.records import FORMAT, EpochResult, RunResult, UnitStore
+from stateful_lab.runs.records import FORMAT, EpochResult, RunResult, UnitStore
 
 
 def record(key="abc"):

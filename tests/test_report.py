@@ -73,7 +73,7 @@ def test_results_of_an_older_version_keep_their_tables_and_say_why_claims_are_no
     """Claims written before min_difference existed cannot be judged, but the folder still reads."""
     import shutil
 
-    from stateful_lab.results import load_folder
+    from stateful_lab.results.tables import load_folder
 
     folder = tmp_path / "first_timestep"
     shutil.copytree(ROOT / "results" / "first_timestep", folder)

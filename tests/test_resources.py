@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.config import parse_experiment
-from stateful_lab.resources import ResourceError, available_memory_bytes, check_resources, estimate
+from stateful_lab.config.experiment import parse_experiment
+from stateful_lab.execution.resources import ResourceError, available_memory_bytes, check_resources, estimate
 
 from .conftest import smoke
 

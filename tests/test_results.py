@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.results import EPOCH_COLUMNS
+from stateful_lab.results.tables import EPOCH_COLUMNS
 
 from .conftest import CONFIGS, smoke, smoke_experiment
 

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from stateful_lab import runner, trainers, unit
 from stateful_lab.cli import main
+from stateful_lab.execution import runner
+from stateful_lab.training import engine, trainers
 
 from .conftest import ROOT, smoke
 
@@ -198,7 +199,7 @@ def test_a_diverging_run_stops_early_and_is_counted_not_averaged(tmp_path):
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "one at a time"])
 def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_path, monkeypatch, grouped):
-    real_loop, real_prepared = trainers.TRAINERS["loop"], unit._prepared
+    real_loop, real_prepared = trainers.TRAINERS["loop"], engine.prepared
 
     def fails_for_stateful(model, experiment, dataset, variant):
         if variant == "stateful":
@@ -211,7 +212,7 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
         return real_prepared(one)
 
     if grouped:
-        monkeypatch.setattr(unit, "_prepared", prepared_fails_for_stateful)
+        monkeypatch.setattr(engine, "prepared", prepared_fails_for_stateful)
     else:
         monkeypatch.setitem(trainers.TRAINERS, "loop", fails_for_stateful)
         monkeypatch.setattr(runner, "plan_groups", lambda units, jobs=1: [[one] for one in units])
@@ -251,7 +252,7 @@ def test_unreadable_stored_results_are_run_again_and_reported_once(tmp_path, uni
 def test_a_second_run_into_a_folder_in_use_exits_2_naming_the_holder(tmp_path):
     import os
 
-    from stateful_lab.runner import folder_lock
+    from stateful_lab.execution.runner import folder_lock
 
     with folder_lock(tmp_path):
         result = run_cli(*FOUR_RUNS, "--out", tmp_path)

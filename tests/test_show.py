@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.results import load_results
+from stateful_lab.results.tables import load_results
 
 from .conftest import ROOT
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from stateful_lab import stats
+from stateful_lab.results import stats
 
 
 def test_bootstrap_interval_is_bca_seeded_and_reproducible():

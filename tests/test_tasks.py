@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from stateful_lab.batching import continuous_lanes, lane_source_positions, trim_to_batches
-from stateful_lab.config import parse_experiment
+from stateful_lab.config.experiment import parse_experiment
 from stateful_lab.tasks import make_dataset
+from stateful_lab.tasks.batching import continuous_lanes, lane_source_positions, trim_to_batches
 
 
 def data_config(**data):
@@ -174,7 +174,7 @@ def test_long_sequences_are_cut_into_windows_fed_as_consecutive_batches():
 
 
 def test_reset_cadence_follows_the_policy():
-    from stateful_lab.config import parse_experiment
+    from stateful_lab.config.experiment import parse_experiment
 
     def cadence(**train):
         return parse_experiment({"data": {"sequence_length": 20}, "train": train}).batches_between_resets

@@ -4,11 +4,11 @@ is traced once per shape, not once per seed."""
 import numpy as np
 import pytest
 
-from stateful_lab.config import load_experiment
-from stateful_lab.models import build_model
+from stateful_lab.config.experiment import load_experiment
+from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.tasks import make_dataset
-from stateful_lab.trainers import TRAINERS, CompiledLoop
-from stateful_lab.unit import seed_everything
+from stateful_lab.training.models import build_model
+from stateful_lab.training.trainers import TRAINERS, CompiledLoop
 
 from .conftest import CONFIGS, smoke_experiment
 
@@ -111,7 +111,7 @@ def test_loop_restarts_the_optimizer_for_every_seed(first_timestep):
 @pytest.mark.parametrize("trainer", ["train_on_batch", "loop"])
 def test_trainers_agree_on_resets_inside_an_epoch_and_per_step_targets(raw, trainer):
     """Each trainer implements the in-epoch reset cadence and per-step targets its own way."""
-    from stateful_lab.config import parse_experiment
+    from stateful_lab.config.experiment import parse_experiment
 
     experiment = parse_experiment(raw)
     dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
@@ -128,10 +128,10 @@ def test_trainers_agree_on_resets_inside_an_epoch_and_per_step_targets(raw, trai
 def test_evaluation_restores_the_training_state():
     """Keras 3 evaluate runs the test set through the state; the lab's evaluate
     must leave the training state exactly as it found it."""
-    from stateful_lab.models import build_model, get_states
+    from stateful_lab.runs.seeding import seed_everything
     from stateful_lab.tasks import make_dataset
-    from stateful_lab.trainers import evaluate
-    from stateful_lab.unit import seed_everything
+    from stateful_lab.training.models import build_model, get_states
+    from stateful_lab.training.trainers import evaluate
 
     experiment = smoke_experiment("first_timestep")
     dataset = make_dataset(experiment.data, 4, seed=0)
@@ -144,7 +144,7 @@ def test_evaluation_restores_the_training_state():
     model.evaluate(dataset.x_test, dataset.y_test, batch_size=4, verbose=0)
     assert not np.array_equal(get_states(model)[0][0], before[0][0])  # raw Keras changes it
 
-    from stateful_lab.models import set_states
+    from stateful_lab.training.models import set_states
 
     set_states(model, before)
     evaluate(model, dataset, experiment)
@@ -156,10 +156,10 @@ def test_evaluation_restores_the_training_state():
 def test_never_reset_training_is_unchanged_by_evaluation():
     """With reset: never, the state crosses epochs; evaluating between epochs must
     not alter the trained weights."""
-    from stateful_lab.models import build_model, reset_states
+    from stateful_lab.runs.seeding import seed_everything
     from stateful_lab.tasks import make_dataset
-    from stateful_lab.trainers import train_fit
-    from stateful_lab.unit import seed_everything
+    from stateful_lab.training.models import build_model, reset_states
+    from stateful_lab.training.trainers import train_fit
 
     experiment = smoke_experiment("first_timestep", "train.reset=never", "train.epochs=3")
     dataset = make_dataset(experiment.data, 4, seed=0)
@@ -232,7 +232,7 @@ OTHER_VALUES = {
 
 
 def test_every_config_key_has_another_value_to_try():
-    from stateful_lab.config import config_keys
+    from stateful_lab.config.experiment import config_keys
 
     assert set(OTHER_VALUES) == set(config_keys())
 
@@ -242,7 +242,7 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key,
     """Only the experiment's name, description, seeds, sweep, claims and variants
     list, and the task's declared data values, may share a compiled function;
     every other key, including any added later, must key a new one."""
-    from stateful_lab.config import RUN_LEVEL_KEYS, parse_experiment
+    from stateful_lab.config.experiment import RUN_LEVEL_KEYS, parse_experiment
     from stateful_lab.tasks import TASKS
 
     task, value, context = OTHER_VALUES[key]
@@ -260,7 +260,7 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key,
 def test_runs_that_differ_in_a_data_value_share_a_function_and_equal_a_fresh_one():
     """lag is declared a data value: a function compiled for lag 1 must give
     exactly what a function compiled afresh for lag 3 gives."""
-    from stateful_lab.config import parse_experiment
+    from stateful_lab.config.experiment import parse_experiment
 
     experiment = parse_experiment({"data": {"task": "lag_copy", "stream_length": 40, "lag": 1}, "train": {"epochs": 2}})
     lag_three = experiment.override("data.lag=3")
@@ -277,7 +277,7 @@ def test_runs_that_differ_in_a_data_value_share_a_function_and_equal_a_fresh_one
 def test_keras2_hard_sigmoid_is_keras_2s_function_not_keras_3s():
     import keras
 
-    from stateful_lab.models import hard_sigmoid_keras2
+    from stateful_lab.training.models import hard_sigmoid_keras2
 
     x = np.array([-3.0, -1.0, 0.0, 1.0, 2.0, 3.0], dtype=np.float32)
     np.testing.assert_allclose(np.asarray(hard_sigmoid_keras2(x)), [0.0, 0.3, 0.5, 0.7, 0.9, 1.0], atol=1e-6)
@@ -286,7 +286,7 @@ def test_keras2_hard_sigmoid_is_keras_2s_function_not_keras_3s():
 
 
 def test_gated_cells_take_the_recurrent_activation_and_simple_rnn_refuses_it():
-    from stateful_lab.config import ConfigError, parse_experiment
+    from stateful_lab.config.experiment import ConfigError, parse_experiment
 
     experiment = parse_experiment({"model": {"cell": "gru", "recurrent_activation": "hard_sigmoid_keras2"}})
     model = build_model(experiment, "stateful", 4, seed=0)

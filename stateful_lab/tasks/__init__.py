@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..batching import cut_sequences, join_previous_window, trim_to_batches
-from . import collocated, first_timestep, forecast, lag_copy, random_series  # noqa: F401  (registers them)
-from .base import TASKS, TaskData
-from .forecast import ForecastSet
+from stateful_lab.tasks import collocated, first_timestep, forecast, lag_copy, random_series  # noqa: F401  (registers them)
+from stateful_lab.tasks.base import TASKS, TaskData
+from stateful_lab.tasks.batching import cut_sequences, join_previous_window, trim_to_batches
+from stateful_lab.tasks.forecast import ForecastSet
 
 DEFAULT_TASK = "first_timestep"
 """The task of a config whose `data:` section names none."""

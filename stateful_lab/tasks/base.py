@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from ..schema import StrictModel
+from stateful_lab.schema import StrictModel
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

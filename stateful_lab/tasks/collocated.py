@@ -9,8 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from .base import SampleTask, register
-from .first_timestep import first_bit_inputs
+from stateful_lab.tasks.base import SampleTask, register
+from stateful_lab.tasks.first_timestep import first_bit_inputs
 
 
 @register

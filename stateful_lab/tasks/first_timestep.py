@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import SampleTask, register
+from stateful_lab.tasks.base import SampleTask, register
 
 
 @register

@@ -25,7 +25,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from .base import TaskData, register
+from stateful_lab.tasks.base import TaskData, register
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SERIES = {"shampoo": ("shampoo.csv", "sales"), "airline": ("airline.csv", "passengers")}

@@ -10,8 +10,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ..batching import block_windows, streams_to_windows
-from .base import TaskData, register
+from stateful_lab.tasks.base import TaskData, register
+from stateful_lab.tasks.batching import block_windows, streams_to_windows
 
 
 @register

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def executor(jobs: int):
-    """The pool's executor: joblib's own, which `unit.execute`'s joblib.Parallel
+    """The pool's executor: joblib's own, which `runner.execute`'s joblib.Parallel
     re-uses as is (loky's bare one lacks what Parallel adds, and Parallel would
     fail on it). The same one for the same `jobs`, already running if `start`
     started it."""
@@ -32,4 +32,4 @@ def _prepare_worker() -> None:
     from joblib.externals.loky import process_executor
 
     process_executor._MAX_MEMORY_LEAK_SIZE = 2**62
-    from . import unit  # noqa: F401  (TensorFlow and Keras)
+    from stateful_lab.training import engine  # noqa: F401  (TensorFlow and Keras)

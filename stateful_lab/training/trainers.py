@@ -20,10 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import Experiment
-from .models import build_model, get_states, reset_states, set_states, stateful_layers
-from .records import EpochResult
-from .tasks import Dataset
+from stateful_lab.config.experiment import Experiment
+from stateful_lab.runs.records import EpochResult
+from stateful_lab.tasks import Dataset
+from stateful_lab.training.models import build_model, get_states, reset_states, set_states, stateful_layers
 
 
 def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import METRICS, ConfigResults, csv_text, load_results, summarize
+from stateful_lab.results.tables import METRICS, ConfigResults, csv_text, load_results, summarize
 
 FORMATS = ("table", "md", "csv", "json")
 SHOWABLE_METRICS = (

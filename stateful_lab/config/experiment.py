@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from .claimspec import Claim, claim_problems
-from .configfile import (
+from stateful_lab.config.claims import Claim, claim_problems
+from stateful_lab.config.files import (
     ConfigError,
     TaggedUnion,
     apply_overrides,
@@ -40,8 +40,8 @@ from .configfile import (
     section_of,
     set_dotted,
 )
-from .schema import StrictModel
-from .tasks import DEFAULT_TASK, TASKS, TaskData
+from stateful_lab.schema import StrictModel
+from stateful_lab.tasks import DEFAULT_TASK, TASKS, TaskData
 
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A config's name names its results folder: a plain name, never a path."""

@@ -15,10 +15,10 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import stats  # noqa: E402
-from .atomic import write_atomic  # noqa: E402
-from .claims import Verdict, evaluate_claims  # noqa: E402
-from .results import ConfigResults, load_results, summary_markdown  # noqa: E402
+from stateful_lab.atomic import write_atomic  # noqa: E402
+from stateful_lab.results import stats  # noqa: E402
+from stateful_lab.results.claims import Verdict, evaluate_claims  # noqa: E402
+from stateful_lab.results.tables import ConfigResults, load_results, summary_markdown  # noqa: E402
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
@@ -109,7 +109,7 @@ PROBE_CELLS = ("lstm", "gru", "simple_rnn")
 
 def _probe_checks():
     """The probe's checks for each cell: (cell, check) pairs."""
-    from .probe import run_checks
+    from stateful_lab.diagnostics.probe import run_checks
 
     return [(cell, check) for cell in PROBE_CELLS for check in run_checks(cell)]
 

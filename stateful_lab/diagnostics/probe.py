@@ -15,12 +15,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .batching import continuous_lanes, lane_source_positions
-from .config import parse_experiment
-from .models import CELLS, build_model, get_states, recurrent_layer, reset_states
-from .tasks import make_dataset
-from .trainers import train_fit
-from .unit import seed_everything
+from stateful_lab.config.experiment import parse_experiment
+from stateful_lab.runs.seeding import seed_everything
+from stateful_lab.tasks import make_dataset
+from stateful_lab.tasks.batching import continuous_lanes, lane_source_positions
+from stateful_lab.training.models import CELLS, build_model, get_states, recurrent_layer, reset_states
+from stateful_lab.training.trainers import train_fit
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 3, 4, 2, 5
 CLOSE = 1e-5  # outputs that must be equal agree within float32 round-off

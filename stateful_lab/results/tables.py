@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_atomic
-from .config import ConfigError, Experiment, parse_experiment, read_yaml
-from .records import RunResult
+from stateful_lab.atomic import write_atomic
+from stateful_lab.config.experiment import ConfigError, Experiment, parse_experiment, read_yaml
+from stateful_lab.runs.records import RunResult
 
 EPOCH_COLUMNS = [
     "config",
@@ -115,7 +115,7 @@ def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] 
     and the mean, std and 95% CI of each final-epoch metric over the finished
     ones (a 95% BCa bootstrap interval, stats.py); diverged and failed runs are
     counted, not averaged."""
-    from . import stats  # imported here: reading result files (`show`) must start fast
+    from stateful_lab.results import stats  # imported here: reading result files (`show`) must start fast
 
     rows = []
     for keys, group in runs.groupby([*group_keys, "variant"], sort=False, dropna=False):

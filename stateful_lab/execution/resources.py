@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import Experiment
+from stateful_lab.config.experiment import Experiment
 
 FLOAT_BYTES = 4
 ARRAY_COPIES = 3

@@ -36,9 +36,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import Experiment
-from .models import GATES, RECURRENT_ACTIVATIONS, initial_weights
-from .trainers import recently_used
+from stateful_lab.config.experiment import Experiment
+from stateful_lab.training.models import GATES, RECURRENT_ACTIVATIONS, initial_weights
+from stateful_lab.training.trainers import recently_used
 
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 """State tensors per layer: an LSTM carries h and c, the others h only."""

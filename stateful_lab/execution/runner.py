@@ -17,13 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import provenance, workers
-from .atomic import remove_temporaries
-from .config import Experiment
-from .console import LineProgress
-from .records import RunResult, UnitStore
-from .results import METRICS, epoch_tables, forecast_table, tables, write_results
-from .unit import Unit, group_units, plan_groups, plan_units, run_units, split_for_workers
+from stateful_lab import provenance
+from stateful_lab.atomic import remove_temporaries
+from stateful_lab.config.experiment import Experiment
+from stateful_lab.console import LineProgress
+from stateful_lab.execution import workers
+from stateful_lab.execution.dispatch import run_item
+from stateful_lab.execution.plan import group_units, plan_groups, split_for_workers
+from stateful_lab.results.tables import METRICS, epoch_tables, forecast_table, tables, write_results
+from stateful_lab.runs.records import RunResult, UnitStore
+from stateful_lab.runs.unit import Unit, plan_units
 
 
 @dataclass
@@ -244,12 +247,12 @@ def execute(
         threads = max(1, (os.cpu_count() or 1) // jobs)
         parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
         begin(f"{min(jobs, len(items))} at a time")
-        for results in parallel(delayed(run_units)(item, threads) for item in items):
+        for results in parallel(delayed(run_item)(item, threads) for item in items):
             yield from results
     else:
         for item in items:
             begin(item[0].label if len(item) == 1 else f"{len(item)} runs together: {_group_label(item)}")
-            yield from run_units(item)
+            yield from run_item(item)
 
 
 def _group_label(units: list[Unit]) -> str:
@@ -276,14 +279,14 @@ def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResul
                 f"Dask workers {threaded} run several threads; TensorFlow seeding is per process, so "
                 "start workers with one thread each (dask worker ADDRESS --nthreads 1 --nworkers N)"
             )
-        futures = client.map(run_units, items, threads=1, pure=False)
+        futures = client.map(run_item, items, threads=1, pure=False)
         for future in as_completed(futures):
             yield from future.result()
 
 
 def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:
     """A work item's results and the worker's peak memory so far."""
-    return run_units(units, threads), provenance.peak_memory_mb()
+    return run_item(units, threads), provenance.peak_memory_mb()
 
 
 class FolderInUse(RuntimeError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from .atomic import write_atomic
+from stateful_lab.atomic import write_atomic
 
 FORMAT = 3
 """Bumped when a record's fields or their meaning change."""

@@ -27,14 +27,16 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from .atomic import write_atomic
-from .config import Experiment, load_experiment
-from .grouped import GroupedLoop
-from .models import GATES, build_model
-from .provenance import cpu_fields, cpu_id, cpu_model, peak_memory_mb
-from .tasks import make_dataset
-from .trainers import train_loop
-from .unit import Unit, _prepared, seed_everything
+from stateful_lab.atomic import write_atomic
+from stateful_lab.config.experiment import Experiment, load_experiment
+from stateful_lab.provenance import cpu_fields, cpu_id, cpu_model, peak_memory_mb
+from stateful_lab.runs.seeding import seed_everything
+from stateful_lab.runs.unit import Unit
+from stateful_lab.tasks import make_dataset
+from stateful_lab.training.engine import prepared
+from stateful_lab.training.grouped import GroupedLoop
+from stateful_lab.training.models import GATES, build_model
+from stateful_lab.training.trainers import train_loop
 
 REPEATS = 3
 EPOCHS = 5
@@ -99,10 +101,10 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
 
 def trained_group(experiment: Experiment, runs: int) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
     """A group of `runs` stateful runs (seeds 0..runs-1), loaded and compiled."""
-    prepared = [_prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
+    items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
     group = GroupedLoop.for_group([experiment] * runs, ("bench",))
-    group.load([weights for _, weights in prepared], [True] * runs, [experiment] * runs)
-    x, y = group.batches([dataset.x_train for dataset, _ in prepared], [dataset.y_train for dataset, _ in prepared])
+    group.load([weights for _, weights in items], [True] * runs, [experiment] * runs)
+    x, y = group.batches([dataset.x_train for dataset, _ in items], [dataset.y_train for dataset, _ in items])
     group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the group's epoch
     return group, x, y
 
@@ -168,7 +170,10 @@ def group_memory(runs: int) -> dict[str, float]:
     """In a fresh process: peak memory after loading a `runs`-run group's data and
     compiling it, and after training it for EPOCHS epochs (VmHWM, MB)."""
     child = subprocess.run(
-        [sys.executable, "-m", "stateful_lab.bench", "--memory", str(runs)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "stateful_lab.diagnostics.bench", "--memory", str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(child.stdout.strip().splitlines()[-1])
 

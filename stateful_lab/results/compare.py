@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from . import stats
-from .claims import evaluate_claim, per_seed
-from .claimspec import Claim
-from .results import RESULT_FILES, csv_text, is_result_folder, load_folder
-from .show import condition
+from stateful_lab.config.claims import Claim
+from stateful_lab.results import stats
+from stateful_lab.results.claims import evaluate_claim, per_seed
+from stateful_lab.results.show import condition
+from stateful_lab.results.tables import RESULT_FILES, csv_text, is_result_folder, load_folder
 
 EXPECTATIONS = ("greater", "less", "similar", "not_greater")
 

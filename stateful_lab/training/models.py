@@ -11,7 +11,7 @@ import functools
 import keras
 import numpy as np
 
-from .config import Experiment
+from stateful_lab.config.experiment import Experiment
 
 # Loss objects, not functions: they reduce to the batch mean the way fit does,
 # and the loop trainer calls the very same object.

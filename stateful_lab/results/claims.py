@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .claimspec import HIGHER_IS_BETTER, Claim
+from stateful_lab.config.claims import HIGHER_IS_BETTER, Claim
+from stateful_lab.results import stats
 
 ALPHA = stats.ALPHA
 WORDS = {

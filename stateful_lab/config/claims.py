@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .schema import StrictModel
+from stateful_lab.schema import StrictModel
 
 HIGHER_IS_BETTER = frozenset({"test_accuracy", "train_accuracy"})
 """Metrics where a run reaches a threshold by being at or above it; the others

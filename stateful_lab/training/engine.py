@@ -1,0 +1,212 @@
+"""Training a work item in this process: one run, or a group of runs through
+the grouped engine, behind one interface (as Keras picks its fused kernel inside
+the layer, the caller never chooses).
+
+`group_key` says which runs may share a compiled group; `train` trains a work
+item, grouped where it can and one run at a time where it cannot (or where a
+group fails). Failures and divergences are results, never exceptions, so a
+sweep carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from dataclasses import replace
+
+import numpy as np
+import tensorflow as tf
+
+from stateful_lab.config.experiment import STATEFUL_VARIANTS
+from stateful_lab.provenance import peak_memory_mb
+from stateful_lab.runs.records import EpochResult, RunResult
+from stateful_lab.runs.seeding import seed_everything
+from stateful_lab.runs.unit import Unit, unit_dataset
+from stateful_lab.tasks import Dataset
+from stateful_lab.tasks.forecast import ForecastSets
+from stateful_lab.training.grouped import (
+    GroupedLoop,
+    bytes_per_run,
+    even_sizes,
+    memory_budget,
+    program_settings,
+    runs_in_cache,
+)
+from stateful_lab.training.models import build_model, initial_weights
+from stateful_lab.training.trainers import TRAINERS
+
+
+def group_key(unit: Unit) -> str | None:
+    """The compiled program `unit` can share with other runs (the same
+    `grouped.program_settings`, from one config or several; stateless and
+    stateful together, wide_window apart, its windows being longer), or None
+    for a run that trains alone: another trainer than `loop`, an isolated run,
+    or a config asking for single runs."""
+    train = unit.experiment.train
+    if train.trainer != "loop" or not train.group or train.isolate:
+        return None
+    return json.dumps([program_settings(unit.experiment), unit.variant == "wide_window"], sort_keys=True)
+
+
+def train(units: list[Unit], threads: int | None = None) -> list[RunResult]:
+    """One work item: a group trained together, or one run."""
+    if len(units) == 1:
+        return [train_unit(units[0], threads)]
+    return train_group(units, threads)
+
+
+def train_unit(unit: Unit, threads: int | None = None) -> RunResult:
+    """Train one unit in this process. Never raises for the unit's own errors: a
+    failure or a divergence is a result, so a sweep carries on."""
+    _size_thread_pools(threads)
+    result = unit.result()
+    started = time.perf_counter()
+    try:
+        experiment, batch = unit.experiment, unit.experiment.train.batch_size
+        dataset = unit_dataset(unit)
+        result.notes = list(dataset.notes)
+        if dataset.forecast is not None:
+            result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
+        seed_everything(unit.seed)
+        model = build_model(experiment, unit.variant, batch, seed=unit.seed)
+        for epoch in TRAINERS[experiment.train.trainer](model, experiment, dataset, unit.variant):
+            result.forecasts = list(epoch.forecasts)  # the last epoch's are kept, once
+            result.epochs.append(replace(epoch, forecasts=()))
+            if not (math.isfinite(epoch.train_loss) and math.isfinite(epoch.test_loss)):
+                result.status = "diverged"  # stop early: nothing after a NaN is worth training
+                break
+    except Exception as error:  # the unit failed; the sweep goes on
+        failed(result, error)
+    result.seconds = time.perf_counter() - started
+    # A shared process's peak says nothing about one unit: only an isolated one's does.
+    result.peak_memory_mb = peak_memory_mb() if unit.experiment.train.isolate else None
+    return result
+
+
+def failed(result: RunResult, error: Exception) -> RunResult:
+    """`result` marked failed by `error` (called while handling it)."""
+    result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+    result.traceback = traceback.format_exc()
+    return result
+
+
+def prepared(unit: Unit) -> tuple[Dataset, list[np.ndarray]]:
+    """A unit's dataset and its model's initial weights, made exactly as
+    `train_unit` makes them."""
+    dataset = unit_dataset(unit)
+    seed_everything(unit.seed)
+    return dataset, initial_weights(unit.experiment, unit.seed)
+
+
+def train_group(units: list[Unit], threads: int | None = None, budget: int | None = None) -> list[RunResult]:
+    """Train runs that share a compiled program (`grouped.program_settings`)
+    together (grouped.GroupedLoop), in groups that fit `budget` bytes (default: a
+    quarter of the available memory) and whose weights fit the cache
+    (`grouped.runs_in_cache`); each unit's result as `train_unit` would give it.
+    A group that fails runs its units one at a time, so one bad run cannot take
+    the others' results with it."""
+    _size_thread_pools(threads)
+    results, ready = [], []
+    for unit in units:
+        try:
+            ready.append((unit, *prepared(unit)))
+        except Exception as error:  # this unit fails alone; the others train
+            results.append(failed(unit.result(), error))
+    shaped: dict[tuple, list] = {}
+    for item in ready:
+        shaped.setdefault(_shapes(item[1]), []).append(item)
+    for shapes, items in shaped.items():
+        unit, dataset = items[0][0], items[0][1]
+        arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
+        largest = (budget or memory_budget()) // bytes_per_run(unit.experiment, unit.variant, arrays)
+        start = 0
+        for size in even_sizes(len(items), min(largest, runs_in_cache(unit.experiment))):
+            part, start = items[start : start + size], start + size
+            try:
+                results += _train_group(part, shapes)
+            except Exception:
+                results += [train_unit(unit) for unit, _, _ in part]
+    return results
+
+
+def _shapes(dataset: Dataset) -> tuple:
+    arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
+    if dataset.forecast is not None:
+        arrays += [dataset.forecast.x_prime, dataset.forecast.x_test]
+    return tuple(tuple(array.shape) for array in arrays)
+
+
+def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tuple) -> list[RunResult]:
+    started = time.perf_counter()
+    units = [unit for unit, _, _ in items]
+    datasets = [dataset for _, dataset, _ in items]
+    experiments = [unit.experiment for unit in units]
+    group = GroupedLoop.for_group(experiments, shapes)
+    group.load([weights for _, _, weights in items], [unit.variant in STATEFUL_VARIANTS for unit in units], experiments)
+    epochs = [experiment.train.epochs for experiment in experiments]
+    x_train, y_train = group.batches([d.x_train for d in datasets], [d.y_train for d in datasets])
+    x_test, y_test = group.batches([d.x_test for d in datasets], [d.y_test for d in datasets])
+    forecasts = [dataset.forecast for dataset in datasets]
+    forecast_inputs = group.forecast_inputs(forecasts) if forecasts[0] is not None else None
+    scorer = ForecastSets(forecasts) if forecast_inputs is not None else None
+    results = []
+    for unit, dataset in zip(units, datasets, strict=True):
+        result = unit.result(notes=list(dataset.notes))
+        if dataset.forecast is not None:
+            result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
+        results.append(result)
+    training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
+    resets = tf.constant([experiment.train.reset == "epoch" for experiment in experiments])
+    inputs = {"train": (x_train, y_train), "test": (x_test, y_test), "forecast": forecast_inputs or ()}
+    done, total = 0, max(epochs)
+    per_call = group.epochs_per_call(len(forecasts[0].x_test) if scorer is not None else 0)
+    while done < total and training:
+        # Epoch 0 alone (its time includes the compilation), then the rest in as
+        # few calls as the group allows (`GroupedLoop.epochs_per_call`).
+        count = 1 if done == 0 else min(total - done, per_call)
+        call_started = time.perf_counter()
+        figures, predictions = group.train_epochs(tf.constant(done), tf.constant(count), resets, **inputs)
+        train_loss, train_accuracy, test_loss, test_accuracy = (value.numpy() for value in figures)
+        predictions = predictions.numpy()
+        seconds = (time.perf_counter() - call_started) / count / len(units)  # each run's share of an epoch
+        for index in range(count):
+            if scorer is not None:
+                values, rmse = scorer.scored(predictions[index])
+            for run in sorted(training):
+                record = EpochResult(
+                    done + index,
+                    float(train_loss[index, run]),
+                    float(train_accuracy[index, run]) if group.classification else math.nan,
+                    float(test_loss[index, run]),
+                    float(test_accuracy[index, run]) if group.classification else math.nan,
+                    seconds,
+                    **({"test_rmse": float(rmse[run])} if scorer is not None else {}),
+                )
+                result = results[run]
+                result.epochs.append(record)
+                diverged = not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss))
+                if diverged or done + index + 1 == epochs[run]:  # its last epoch: its forecasts are kept
+                    if diverged:
+                        result.status = "diverged"
+                    if scorer is not None:
+                        result.forecasts = values[:, run].tolist()
+                    training.discard(run)
+        done += count
+    share = (time.perf_counter() - started) / len(units)
+    for result in results:
+        result.seconds = share
+    return results
+
+
+def _size_thread_pools(threads: int | None) -> None:
+    """Give each of N workers cores/N threads, so they do not oversubscribe.
+    Only possible before TensorFlow's runtime starts in this process."""
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # this worker already ran a unit: its pools are sized already
