@@ -7,13 +7,12 @@ costs no other run its result."""
 import numpy as np
 import pytest
 
+from stateful_lab.execution import plan
 from stateful_lab.execution.plan import plan_groups
 from stateful_lab.runs.records import EpochResult
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit, plan_units
-from stateful_lab.execution import plan
-from stateful_lab.training import engine
-from stateful_lab.training import grouped
+from stateful_lab.training import engine, grouped
 from stateful_lab.training.engine import train_group, train_unit
 from stateful_lab.training.grouped import GroupedLoop, bytes_per_run, split_sizes
 from stateful_lab.training.models import build_model, initial_weights

@@ -35,6 +35,12 @@ class Dataset:
     forecast: ForecastSet | None = None
     """For a forecasting task: what walk-forward forecasts need (untrimmed)."""
 
+    @property
+    def baselines(self) -> dict[str, float]:
+        """The figures a model must beat, the same for every seed: the
+        persistence forecast's RMSE for a forecasting task."""
+        return {"persistence_rmse": self.forecast.persistence_rmse} if self.forecast is not None else {}
+
 
 def make_dataset(data: TaskData, batch_size: int, seed: int) -> Dataset:
     """Generate the task's train and test sets for one seed, cut to whole batches."""

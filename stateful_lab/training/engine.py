@@ -11,21 +11,20 @@ sweep carries on.
 from __future__ import annotations
 
 import json
-import math
 import time
 import traceback
-from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
 
 from stateful_lab.config.experiment import STATEFUL_VARIANTS
 from stateful_lab.provenance import peak_memory_mb
-from stateful_lab.runs.records import EpochResult, RunResult
+from stateful_lab.runs.records import RunResult
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.tasks import Dataset
 from stateful_lab.tasks.forecast import ForecastSets
+from stateful_lab.training import protocol
 from stateful_lab.training.grouped import (
     GroupedLoop,
     bytes_per_run,
@@ -66,16 +65,11 @@ def train_unit(unit: Unit, threads: int | None = None) -> RunResult:
     try:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size
         dataset = unit_dataset(unit)
-        result.notes = list(dataset.notes)
-        if dataset.forecast is not None:
-            result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
+        result.notes, result.baselines = list(dataset.notes), dataset.baselines
         seed_everything(unit.seed)
         model = build_model(experiment, unit.variant, batch, seed=unit.seed)
         for epoch in TRAINERS[experiment.train.trainer](model, experiment, dataset, unit.variant):
-            result.forecasts = list(epoch.forecasts)  # the last epoch's are kept, once
-            result.epochs.append(replace(epoch, forecasts=()))
-            if not (math.isfinite(epoch.train_loss) and math.isfinite(epoch.test_loss)):
-                result.status = "diverged"  # stop early: nothing after a NaN is worth training
+            if not protocol.record(result, epoch):
                 break
     except Exception as error:  # the unit failed; the sweep goes on
         failed(result, error)
@@ -151,12 +145,7 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
     forecasts = [dataset.forecast for dataset in datasets]
     forecast_inputs = group.forecast_inputs(forecasts) if forecasts[0] is not None else None
     scorer = ForecastSets(forecasts) if forecast_inputs is not None else None
-    results = []
-    for unit, dataset in zip(units, datasets, strict=True):
-        result = unit.result(notes=list(dataset.notes))
-        if dataset.forecast is not None:
-            result.baselines = {"persistence_rmse": dataset.forecast.persistence_rmse}
-        results.append(result)
+    results = [unit.result(notes=list(d.notes), baselines=d.baselines) for unit, d in zip(units, datasets, strict=True)]
     training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
     resets = tf.constant([experiment.train.reset == "epoch" for experiment in experiments])
     inputs = {"train": (x_train, y_train), "test": (x_test, y_test), "forecast": forecast_inputs or ()}
@@ -175,24 +164,13 @@ def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tu
             if scorer is not None:
                 values, rmse = scorer.scored(predictions[index])
             for run in sorted(training):
-                record = EpochResult(
-                    done + index,
-                    float(train_loss[index, run]),
-                    float(train_accuracy[index, run]) if group.classification else math.nan,
-                    float(test_loss[index, run]),
-                    float(test_accuracy[index, run]) if group.classification else math.nan,
-                    seconds,
-                    **({"test_rmse": float(rmse[run])} if scorer is not None else {}),
-                )
-                result = results[run]
-                result.epochs.append(record)
-                diverged = not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss))
-                if diverged or done + index + 1 == epochs[run]:  # its last epoch: its forecasts are kept
-                    if diverged:
-                        result.status = "diverged"
-                    if scorer is not None:
-                        result.forecasts = values[:, run].tolist()
-                    training.discard(run)
+                figures = [array[index, run] for array in (train_loss, train_accuracy, test_loss, test_accuracy)]
+                forecast = None
+                if scorer is not None:
+                    forecast = {"test_rmse": float(rmse[run]), "forecasts": tuple(values[:, run].tolist())}
+                epoch = protocol.epoch_result(done + index, figures, seconds, group.classification, forecast)
+                if not protocol.record(results[run], epoch) or done + index + 1 == epochs[run]:
+                    training.discard(run)  # diverged, or its last epoch
         done += count
     share = (time.perf_counter() - started) / len(units)
     for result in results:

@@ -37,8 +37,9 @@ import numpy as np
 import tensorflow as tf
 
 from stateful_lab.config.experiment import Experiment
+from stateful_lab.training import protocol
+from stateful_lab.training.cache import recently_used
 from stateful_lab.training.models import GATES, RECURRENT_ACTIVATIONS, initial_weights
-from stateful_lab.training.trainers import recently_used
 
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 """State tensors per layer: an LSTM carries h and c, the others h only."""
@@ -161,7 +162,7 @@ class GroupedLoop:
 
     def reset_states(self) -> None:
         """Zero every run's state (an epoch's resets happen in `train_epochs`)."""
-        _zero([variable for layer in self.states for variable in layer])
+        protocol.zero(self._flat(self.states))
 
     def weights_of(self, run: int) -> list[np.ndarray]:
         """One run's weights, in Keras' get_weights() order."""
@@ -291,13 +292,6 @@ class GroupedLoop:
         correct = tf.cast(tf.equal(y_true, tf.cast(y_pred > 0.5, y_true.dtype)), tf.float32)
         return loss, tf.reduce_mean(correct, axis=axes)
 
-    def _reset_inside_epoch(self, index) -> None:
-        """Zero the state before every `reset_every`-th batch, branch-free."""
-        if self.reset_every:
-            keep = tf.cast(index % self.reset_every != 0, tf.float32)
-            for variable in (variable for layer in self.states for variable in layer):
-                variable.assign(variable * keep)
-
     def _carry(self, states, final) -> None:
         for layer_states, layer_final in zip(states, final, strict=True):
             for variable, value in zip(layer_states, layer_final, strict=True):
@@ -318,15 +312,14 @@ class GroupedLoop:
         time in TensorFlow's function dispatch than in arithmetic on the
         forecasting tasks' short series: measured, 60 airline runs' 1000 epochs
         took 12.0 s, 4.4 s of it in the compiled programs."""
-        variables = [variable for layer in self.states for variable in layer]
+        variables = self._flat(self.states)
         windows = forecast[1].shape[0] if forecast else 0
         size = self.epochs_per_call(windows)
         figures = [tf.TensorArray(tf.float32, size=size, element_shape=(self.runs,)) for _ in range(4)]
         forecasts = tf.TensorArray(tf.float32, size=size if forecast else 0, element_shape=(windows, self.runs))
 
         def epoch(index, figures, forecasts):
-            reset = tf.logical_or(tf.equal(first + index, 0), resets)
-            cleared = [variable.assign(tf.where(reset, tf.zeros_like(variable), variable)) for variable in variables]
+            cleared = protocol.zero(variables, where=tf.logical_or(tf.equal(first + index, 0), resets))
             with tf.control_dependencies(cleared):
                 values = [*self._train_epoch(*train)]
             with tf.control_dependencies(values):
@@ -353,7 +346,7 @@ class GroupedLoop:
         mean loss and accuracy over the epoch, shape (runs,) each."""
 
         def step(index, loss_sum, correct_sum):
-            self._reset_inside_epoch(index)
+            protocol.zero_before(index, self.reset_every, self._flat(self.states))
             with tf.GradientTape() as tape:
                 y_pred, final = self._forward(x_batches[index], self.states)
                 loss, correct = self._figures(y_batches[index], y_pred)
@@ -366,24 +359,16 @@ class GroupedLoop:
         return self._mean_over_batches(step, x_batches)
 
     def _evaluate(self, x_batches, y_batches):
-        """The test set in order from a zero state, for every run; the training
-        state is put back afterwards."""
-        variables = [variable for layer in self.states for variable in layer]
-        saved = [tf.identity(variable) for variable in variables]
-        _zero(variables)
+        """The test set in order for every run, from a zero state that is then put back."""
 
         def step(index, loss_sum, correct_sum):
-            self._reset_inside_epoch(index)
+            protocol.zero_before(index, self.reset_every, self._flat(self.states))
             y_pred, final = self._forward(x_batches[index], self.states)
             self._carry(self.states, final)
             loss, correct = self._figures(y_batches[index], y_pred)
             return loss_sum + loss, correct_sum + correct
 
-        means = self._mean_over_batches(step, x_batches)
-        with tf.control_dependencies(means):
-            for variable, value in zip(variables, saved, strict=True):
-                variable.assign(value)
-        return means
+        return protocol.evaluated_from_zero(self._flat(self.states), lambda: self._mean_over_batches(step, x_batches))
 
     def _mean_over_batches(self, step, x_batches):
         """Run `step(index, loss_sum, correct_sum)` over the batches in order; each
@@ -399,37 +384,19 @@ class GroupedLoop:
         return loss_sum / count, correct_sum / count
 
     def _forecast(self, x_prime, x_test):
-        """Walk-forward forecasts of every run, shape (windows, runs), through a
-        batch-1 state primed on the training inputs and reset after each forecast
-        where the task's regime says so (as trainers.CompiledLoop does)."""
-        variables = [variable for layer in self.twin_states for variable in layer]
-        _zero(variables)
+        """Walk-forward forecasts of every run, shape (windows, runs), each run
+        priming and resetting as its own regime says."""
 
-        def prime(index):
-            _, final = self._forward(x_prime[index], self.twin_states)
+        def step(window):
+            y_pred, final = self._forward(window, self.twin_states)
             self._carry(self.twin_states, final)
-            return index + 1
+            return y_pred[0, 0]
 
-        primed = tf.while_loop(lambda index: index < tf.shape(x_prime)[0], prime, (tf.constant(0),))
-        with tf.control_dependencies([primed]):  # a run that does not prime starts from zero
-            primed = [
-                variable.assign(tf.where(self.primes, variable, tf.zeros_like(variable))) for variable in variables
-            ]
+        return protocol.walk_forward(step, self._flat(self.twin_states), x_prime, x_test, self.primes, self.resets_each)
 
-        def forecast(index, predictions):
-            y_pred, final = self._forward(x_test[index], self.twin_states)
-            self._carry(self.twin_states, final)
-            with tf.control_dependencies([y_pred]):
-                for variable in variables:
-                    variable.assign(tf.where(self.resets_each, tf.zeros_like(variable), variable))
-            return index + 1, predictions.write(index, y_pred[0, 0])
-
-        with tf.control_dependencies(primed):
-            predictions = tf.TensorArray(tf.float32, size=tf.shape(x_test)[0])
-            _, predictions = tf.while_loop(
-                lambda index, _: index < tf.shape(x_test)[0], forecast, (tf.constant(0), predictions)
-            )
-        return predictions.stack()
+    @staticmethod
+    def _flat(states) -> list[tf.Variable]:
+        return [variable for layer in states for variable in layer]
 
 
 class _Optimizer:
@@ -457,7 +424,7 @@ class _Optimizer:
         """Fresh slots and step count, and each run's epsilon (None: Keras 3's 1e-7)."""
         self.epsilon.assign([1e-7 if epsilon is None else epsilon for epsilon in epsilons])
         self.iterations.assign(0)
-        _zero([slot for slots in self.slots for slot in slots])
+        protocol.zero([slot for slots in self.slots for slot in slots])
 
     def _clipped(self, gradient):
         """Keras' _clip_by_norm, with the norm over each run's own part."""
@@ -522,11 +489,6 @@ they are scored."""
 FUSED_DOT_SIZE = 4096
 """n * k * m up to which products are fused (8 * 8 * 32 = 2048 was faster that
 way, 32 * 5 * 256 was not)."""
-
-
-def _zero(variables) -> None:
-    for variable in variables:
-        variable.assign(tf.zeros_like(variable))
 
 
 def bytes_per_run(experiment: Experiment, variant: str, arrays: list[np.ndarray]) -> int:

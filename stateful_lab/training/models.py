@@ -144,6 +144,11 @@ def stateful_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if getattr(layer, "stateful", False)]
 
 
+def state_variables(model: keras.Model) -> list:
+    """Every stateful layer's state variables (h, and c for an LSTM), in order."""
+    return [variable for layer in stateful_layers(model) for variable in layer.states]
+
+
 def reset_states(model: keras.Model) -> None:
     """Zero the state of every stateful layer (Keras 2's model.reset_states())."""
     for layer in stateful_layers(model):
