@@ -12,9 +12,11 @@ from stateful_lab.execution.plan import plan_groups
 from stateful_lab.runs.records import EpochResult
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit, plan_units
-from stateful_lab.training import engine, grouped
+from stateful_lab.training import engine
 from stateful_lab.training.engine import train_group, train_unit
-from stateful_lab.training.grouped import GroupedLoop, bytes_per_run, split_sizes
+from stateful_lab.training.grouped import program
+from stateful_lab.training.grouped.program import GroupedLoop
+from stateful_lab.training.grouped.sizing import bytes_per_run, split_sizes
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
 
@@ -158,17 +160,17 @@ def test_a_group_short_of_memory_splits_and_gives_the_same_numbers():
     arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
     per_run = bytes_per_run(units[0].experiment, units[0].variant, arrays)
     calls = []
-    real = engine._train_group
+    real = engine.train_together
 
     def counting(items, shapes):
         calls.append(len(items))
         return real(items, shapes)
 
-    engine._train_group, saved = counting, real
+    engine.train_together, saved = counting, real
     try:
         split = train_group(units, budget=2 * per_run)  # room for two runs at a time
     finally:
-        engine._train_group = saved
+        engine.train_together = saved
     assert calls == [2, 2, 2]
     for a, b in zip(split, one, strict=True):
         assert [e.test_loss for e in a.epochs] == pytest.approx([e.test_loss for e in b.epochs], abs=TOLERANCE)
@@ -204,7 +206,7 @@ def test_a_group_that_fails_runs_its_units_one_at_a_time(monkeypatch):
     def broken(items, shapes):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(engine, "_train_group", broken)
+    monkeypatch.setattr(engine, "train_together", broken)
     results = train_group(units)
     assert [r.status for r in results] == ["ok", "ok"]
     for a, b in zip(results, expected, strict=True):
@@ -278,7 +280,7 @@ def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
         "train_epochs",
         lambda first, count, *args, **kwargs: counts.append(int(count)) or real(first, count, *args, **kwargs),
     )
-    monkeypatch.setattr(grouped, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
+    monkeypatch.setattr(program, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
     in_parts = train_group(units)
     assert counts == [1, 1, 1]
     assert [[epoch.epoch for epoch in result.epochs] for result in in_parts] == [[0, 1], [0, 1, 2]]

@@ -293,3 +293,26 @@ def test_gated_cells_take_the_recurrent_activation_and_simple_rnn_refuses_it():
     assert model.get_layer("gru_0").cell.recurrent_activation.__name__ == "hard_sigmoid_keras2"
     with pytest.raises(ConfigError, match="simple_rnn has no gates"):
         parse_experiment({"model": {"cell": "simple_rnn", "recurrent_activation": "hard_sigmoid"}})
+
+
+@pytest.mark.parametrize("field", ["cell", "loss", "optimizer"])
+def test_every_engine_knows_every_name_the_config_accepts(field):
+    """Adding a cell, loss or optimizer is one entry in the config's choices and
+    one in each engine's table; a name missing from any table fails here, not in
+    the middle of a sweep."""
+    import typing
+
+    from stateful_lab.config.experiment import ModelConfig, TrainConfig
+    from stateful_lab.training import models
+    from stateful_lab.training.grouped import cells, optimizers
+
+    schema = TrainConfig if field == "optimizer" else ModelConfig
+    accepted = set(typing.get_args(schema.model_fields[field].annotation))
+    tables = {
+        "cell": [models.CELLS, models.GATES, cells.STATES],
+        "loss": [models.LOSSES, optimizers.LOSSES],
+        "optimizer": [models.OPTIMIZERS, optimizers.RULES],
+    }[field]
+    assert len(accepted) >= 3
+    for table in tables:
+        assert set(table) == accepted

@@ -11,7 +11,7 @@ import math
 
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.training.engine import group_key
-from stateful_lab.training.grouped import split_sizes
+from stateful_lab.training.grouped.sizing import split_sizes
 from stateful_lab.training.models import GATES
 
 

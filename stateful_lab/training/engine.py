@@ -17,22 +17,15 @@ import traceback
 import numpy as np
 import tensorflow as tf
 
-from stateful_lab.config.experiment import STATEFUL_VARIANTS
 from stateful_lab.provenance import peak_memory_mb
 from stateful_lab.runs.records import RunResult
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.tasks import Dataset
-from stateful_lab.tasks.forecast import ForecastSets
 from stateful_lab.training import protocol
-from stateful_lab.training.grouped import (
-    GroupedLoop,
-    bytes_per_run,
-    even_sizes,
-    memory_budget,
-    program_settings,
-    runs_in_cache,
-)
+from stateful_lab.training.grouped.driver import shapes_of, train_together
+from stateful_lab.training.grouped.program import program_settings
+from stateful_lab.training.grouped.sizing import bytes_per_run, even_sizes, memory_budget, runs_in_cache
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
 
@@ -110,7 +103,7 @@ def train_group(units: list[Unit], threads: int | None = None, budget: int | Non
             results.append(failed(unit.result(), error))
     shaped: dict[tuple, list] = {}
     for item in ready:
-        shaped.setdefault(_shapes(item[1]), []).append(item)
+        shaped.setdefault(shapes_of(item[1]), []).append(item)
     for shapes, items in shaped.items():
         unit, dataset = items[0][0], items[0][1]
         arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
@@ -119,62 +112,9 @@ def train_group(units: list[Unit], threads: int | None = None, budget: int | Non
         for size in even_sizes(len(items), min(largest, runs_in_cache(unit.experiment))):
             part, start = items[start : start + size], start + size
             try:
-                results += _train_group(part, shapes)
+                results += train_together(part, shapes)
             except Exception:
                 results += [train_unit(unit) for unit, _, _ in part]
-    return results
-
-
-def _shapes(dataset: Dataset) -> tuple:
-    arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
-    if dataset.forecast is not None:
-        arrays += [dataset.forecast.x_prime, dataset.forecast.x_test]
-    return tuple(tuple(array.shape) for array in arrays)
-
-
-def _train_group(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tuple) -> list[RunResult]:
-    started = time.perf_counter()
-    units = [unit for unit, _, _ in items]
-    datasets = [dataset for _, dataset, _ in items]
-    experiments = [unit.experiment for unit in units]
-    group = GroupedLoop.for_group(experiments, shapes)
-    group.load([weights for _, _, weights in items], [unit.variant in STATEFUL_VARIANTS for unit in units], experiments)
-    epochs = [experiment.train.epochs for experiment in experiments]
-    x_train, y_train = group.batches([d.x_train for d in datasets], [d.y_train for d in datasets])
-    x_test, y_test = group.batches([d.x_test for d in datasets], [d.y_test for d in datasets])
-    forecasts = [dataset.forecast for dataset in datasets]
-    forecast_inputs = group.forecast_inputs(forecasts) if forecasts[0] is not None else None
-    scorer = ForecastSets(forecasts) if forecast_inputs is not None else None
-    results = [unit.result(notes=list(d.notes), baselines=d.baselines) for unit, d in zip(units, datasets, strict=True)]
-    training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
-    resets = tf.constant([experiment.train.reset == "epoch" for experiment in experiments])
-    inputs = {"train": (x_train, y_train), "test": (x_test, y_test), "forecast": forecast_inputs or ()}
-    done, total = 0, max(epochs)
-    per_call = group.epochs_per_call(len(forecasts[0].x_test) if scorer is not None else 0)
-    while done < total and training:
-        # Epoch 0 alone (its time includes the compilation), then the rest in as
-        # few calls as the group allows (`GroupedLoop.epochs_per_call`).
-        count = 1 if done == 0 else min(total - done, per_call)
-        call_started = time.perf_counter()
-        figures, predictions = group.train_epochs(tf.constant(done), tf.constant(count), resets, **inputs)
-        train_loss, train_accuracy, test_loss, test_accuracy = (value.numpy() for value in figures)
-        predictions = predictions.numpy()
-        seconds = (time.perf_counter() - call_started) / count / len(units)  # each run's share of an epoch
-        for index in range(count):
-            if scorer is not None:
-                values, rmse = scorer.scored(predictions[index])
-            for run in sorted(training):
-                figures = [array[index, run] for array in (train_loss, train_accuracy, test_loss, test_accuracy)]
-                forecast = None
-                if scorer is not None:
-                    forecast = {"test_rmse": float(rmse[run]), "forecasts": tuple(values[:, run].tolist())}
-                epoch = protocol.epoch_result(done + index, figures, seconds, group.classification, forecast)
-                if not protocol.record(results[run], epoch) or done + index + 1 == epochs[run]:
-                    training.discard(run)  # diverged, or its last epoch
-        done += count
-    share = (time.perf_counter() - started) / len(units)
-    for result in results:
-        result.seconds = share
     return results
 
 

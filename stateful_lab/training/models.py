@@ -129,15 +129,13 @@ def _initializer_seed(seed: int, layer: int, role: int) -> int:
     return (seed * 1_000 + layer * 10 + role) % 2**31
 
 
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+
+
 def make_optimizer(experiment: Experiment) -> keras.optimizers.Optimizer:
     train = experiment.train
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
     options = {} if train.epsilon is None or train.optimizer == "sgd" else {"epsilon": train.epsilon}
-    return optimizers[train.optimizer](learning_rate=train.learning_rate, clipnorm=train.clipnorm, **options)
+    return OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate, clipnorm=train.clipnorm, **options)
 
 
 def stateful_layers(model: keras.Model) -> list[keras.layers.Layer]:
