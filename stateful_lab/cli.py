@@ -137,7 +137,7 @@ def run(
         raise click.UsageError(
             f"configs named {', '.join(repeated)} would write the same folder; give each its own name"
         )
-    from stateful_lab.execution.resources import ResourceError, check_resources
+    from stateful_lab.execution.resources import ResourceError, check_resources, workers_for
 
     for experiment, folder in zip(experiments, folders):
         _check_writable(folder)
@@ -146,6 +146,11 @@ def run(
                 click.echo(warning, err=True)
         except ResourceError as error:
             raise click.UsageError(f"{experiment.name}: {error}" if len(experiments) > 1 else str(error)) from None
+    fitting = workers_for(experiments, jobs)
+    if fitting < jobs:
+        workers = f"{fitting} worker" + ("s" if fitting > 1 else "")
+        click.echo(f"note: {workers} instead of {jobs}: the memory available holds no more groups at once")
+        jobs = fitting
     # Both signals abandon only the run in flight. SIGINT is set explicitly: a
     # process started in the background of a script inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

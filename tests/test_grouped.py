@@ -1,22 +1,19 @@
 """Runs trained as one group give, value for value, what the same runs give one at
 a time: every epoch's figures and the final weights within 1e-5, for every cell,
 reset policy, task, variant, optimizer and loss the lab has, and for the
-walk-forward forecasts. Groups split when memory is short, and a failing run
-costs no other run its result."""
+walk-forward forecasts. A failing run costs no other run its result."""
 
 import numpy as np
 import pytest
 
-from stateful_lab.execution import plan
-from stateful_lab.execution.plan import plan_groups
+from stateful_lab.execution.plan import plan
 from stateful_lab.runs.records import EpochResult
 from stateful_lab.runs.seeding import seed_everything
-from stateful_lab.runs.unit import Unit, plan_units
+from stateful_lab.runs.unit import Unit
 from stateful_lab.training import engine
 from stateful_lab.training.engine import train_group, train_unit
 from stateful_lab.training.grouped import program
 from stateful_lab.training.grouped.program import GroupedLoop
-from stateful_lab.training.grouped.sizing import bytes_per_run, split_sizes
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
 
@@ -108,7 +105,7 @@ def assert_same_runs(grouped, alone, epochs=None):
 def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
     config, overrides = CASES[case]
     units = units_of(config, overrides)
-    assert len(units) >= 2 and len(plan_groups(units)) == 1  # stateless and stateful together, or wide_window
+    assert len(units) >= 2 and len(plan(units)) == 1  # stateless and stateful together, or wide_window
     finals = {}
     real_loop = TRAINERS["loop"]
 
@@ -135,7 +132,7 @@ def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
 def test_runs_with_their_own_settings_share_a_group(case):
     config, settings = MIXED[case]
     units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
-    assert len(plan_groups(units)) == 1
+    assert len(plan(units)) == 1
     alone = [train_unit(unit) for unit in units]
     assert {len(result.epochs) for result in alone} == {2, 3}
     assert_same_runs(train_group(units), alone)
@@ -151,35 +148,6 @@ def test_initial_weights_are_the_built_models_value_for_value(cell):
         assert [w.shape for w in made] == [w.shape for w in built]
         for ours, reference in zip(made, built, strict=True):
             np.testing.assert_array_equal(ours, reference)
-
-
-def test_a_group_short_of_memory_splits_and_gives_the_same_numbers():
-    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1, 2))
-    one = train_group(units)
-    dataset, _ = engine.prepared(units[0])
-    arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
-    per_run = bytes_per_run(units[0].experiment, units[0].variant, arrays)
-    calls = []
-    real = engine.train_together
-
-    def counting(items, shapes):
-        calls.append(len(items))
-        return real(items, shapes)
-
-    engine.train_together, saved = counting, real
-    try:
-        split = train_group(units, budget=2 * per_run)  # room for two runs at a time
-    finally:
-        engine.train_together = saved
-    assert calls == [2, 2, 2]
-    for a, b in zip(split, one, strict=True):
-        assert [e.test_loss for e in a.epochs] == pytest.approx([e.test_loss for e in b.epochs], abs=TOLERANCE)
-
-
-def test_split_sizes_are_as_equal_as_possible():
-    assert split_sizes(7, 3) == [3, 2, 2]
-    assert split_sizes(6, 6) == [6]
-    assert split_sizes(5, 0) == [1, 1, 1, 1, 1]
 
 
 def test_a_run_that_fails_fails_alone_and_the_group_trains(monkeypatch):
@@ -222,47 +190,11 @@ def test_a_diverging_run_stops_recording_and_the_others_train_on():
     assert all(len(r.epochs) < 4 for r in results)
 
 
-def test_runs_are_grouped_by_program_settings_and_time_claims_stay_alone():
-    experiment = smoke_experiment("lag_copy")  # lags differ in data values only: one program
-    items = plan_groups(plan_units(experiment))
-    assert len(items) == 1 and len(items[0]) == len(plan_units(experiment))
-    # two configs, two tasks, one program: one group
-    both = plan_units(smoke_experiment("first_timestep")) + plan_units(smoke_experiment("collocated"))
-    assert len(plan_groups(both)) == 1
-    # a small group is not cut for two workers: each part would compile again
-    assert plan_groups(plan_units(experiment), jobs=2) == items
-    batch_sizes = smoke_experiment("batch_size")  # batch sizes change shapes: a program each
-    assert len(plan_groups(plan_units(batch_sizes))) == len(batch_sizes.points)
-    wide = smoke_experiment("collocated_wide_window")  # wide_window's windows are longer
-    assert sorted(len(item) for item in plan_groups(plan_units(wide))) == [2, 4]
-    timed = smoke_experiment("training_time")
-    assert all(len(item) == 1 for item in plan_groups(plan_units(timed)))
-    isolated = smoke_experiment("cost")
-    assert all(len(item) == 1 for item in plan_groups(plan_units(isolated)))
-
-
 def test_grouped_epoch_seconds_are_each_runs_share():
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
     results = train_group(units)
     assert all(isinstance(e, EpochResult) and e.seconds > 0 for r in results for e in r.epochs)
     assert len({r.epochs[1].seconds for r in results}) == 1  # one share for all
-
-
-def test_long_groups_are_cut_for_the_workers_and_come_first(monkeypatch):
-    units = plan_units(smoke_experiment("lag_copy"))
-    small, large = units[:4], units[4:]
-    seconds = {id(small[0]): 10.0}  # 5 of it compiling
-
-    def estimate(item):
-        return seconds.get(id(item[0]), plan.COMPILE_SECONDS + 20.0 * len(item))
-
-    monkeypatch.setattr(plan, "estimated_seconds", estimate)
-    pieces = plan.split_for_workers([small, large], jobs=2)
-    assert small in pieces and pieces[-1] == small  # too short to cut, and last: the longest first
-    cut = [piece for piece in pieces if piece != small]
-    assert len(cut) > 1 and sum(cut, []) == large  # cut, in order, nothing lost
-    assert max(len(piece) for piece in cut) - min(len(piece) for piece in cut) <= 1
-    assert plan.split_for_workers([small, large], jobs=1) == [small, large]
 
 
 def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):

@@ -211,12 +211,13 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
             raise RuntimeError("the optimizer exploded")
         return real_prepared(one)
 
+    alone = []
     if grouped:
         monkeypatch.setattr(engine, "prepared", prepared_fails_for_stateful)
     else:
         monkeypatch.setitem(trainers.TRAINERS, "loop", fails_for_stateful)
-        monkeypatch.setattr(runner, "plan_groups", lambda units, jobs=1: [[one] for one in units])
-    result = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
+        alone = ["--set", "train.group=false"]
+    result = run_cli(*FOUR_RUNS, *alone, "--out", tmp_path, "--seeds", "1")
     assert result.exit_code == 1
     assert "FAILED seed 0 stateful: RuntimeError: the optimizer exploded" in result.output
     assert "Traceback" not in result.output
@@ -227,7 +228,7 @@ def test_a_failing_run_is_recorded_the_rest_carry_on_and_a_rerun_retries_it(tmp_
     assert pd.read_csv(tmp_path / "summary.csv").set_index("variant").loc["stateful", "n_failed"] == 1
 
     monkeypatch.undo()
-    retried = run_cli(*FOUR_RUNS, "--out", tmp_path, "--seeds", "1")
+    retried = run_cli(*FOUR_RUNS, *alone, "--out", tmp_path, "--seeds", "1")
     assert retried.exit_code == 0, retried.output
     assert "ran 1 of 2 runs" in retried.output
 

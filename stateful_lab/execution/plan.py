@@ -11,7 +11,7 @@ import math
 
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.training.engine import group_key
-from stateful_lab.training.grouped.sizing import split_sizes
+from stateful_lab.training.grouped.sizing import even_sizes, group_size, size_sensitive
 from stateful_lab.training.models import GATES
 
 
@@ -28,12 +28,6 @@ def group_units(units: list[Unit]) -> list[list[Unit]]:
         else:
             groups.setdefault(key, []).append(unit)
     return list(groups.values()) + alone
-
-
-def plan_groups(units: list[Unit], jobs: int = 1) -> list[list[Unit]]:
-    """`group_units`, with groups split where that shortens the wall time on
-    `jobs` workers (`split_for_workers`)."""
-    return split_for_workers(group_units(units), jobs)
 
 
 COMPILE_SECONDS = 5.0
@@ -64,30 +58,36 @@ def estimated_seconds(item: list[Unit]) -> float:
     return COMPILE_SECONDS + len(item) * epochs * steps * (STEP_SECONDS + flops / FLOPS_PER_SECOND)
 
 
-def split_for_workers(items: list[list[Unit]], jobs: int, total: float | None = None) -> list[list[Unit]]:
-    """Items cut so that no one item holds up `jobs` workers much: a group whose
-    compute is more than a third of a worker's share of `total` (estimated
-    seconds; default: of these items) is cut into parts of at most that share,
-    as long as each part's compute is at least four compilations (each part
-    compiles its own program). Largest first, so the long ones start early."""
-    costs = [estimated_seconds(item) for item in items] if jobs > 1 else [0.0] * len(items)
-    if jobs <= 1:
-        return items
-    share = (total if total is not None else sum(costs)) / jobs / 3
+PART_SECONDS = 40.0
+"""A long group is cut into parts of at most about this much estimated compute, so
+that several workers can share it; a constant, so that the cut never depends on
+--jobs or on what else runs."""
+
+
+def plan(units: list[Unit]) -> list[list[Unit]]:
+    """The work items, a pure function of the units (never of --jobs, free memory
+    or timing), longest first so that none starts last and holds up the end.
+
+    Runs that share a program form a group, cut into parts of at most its
+    `group_size` (a size-sensitive program's into parts of exactly that size,
+    the engine filling the last) and of at most PART_SECONDS of estimated
+    compute, as long as each part's compute is at least four compilations (each
+    part pays its own); every other run is an item alone."""
     pieces = []
-    for item, cost in zip(items, costs, strict=True):
-        compute = cost - COMPILE_SECONDS
-        parts = min(len(item), math.ceil(compute / share), max(1, math.floor(compute / (4 * COMPILE_SECONDS))))
-        pieces += [
-            (COMPILE_SECONDS + compute * size / len(item), part)
-            for size, part in _cut(item, split_sizes(len(item), math.ceil(len(item) / parts)))
-        ]
+    for item in group_units(units):
+        unit = item[0]
+        if group_key(unit) is None:
+            pieces.append((estimated_seconds(item), item))
+            continue
+        largest = group_size(unit.experiment, unit.variant)
+        if size_sensitive(unit.experiment, unit.variant):  # parts of exactly `largest`, the last filled up
+            sizes = [min(largest, len(item) - start) for start in range(0, len(item), largest)]
+        else:
+            compute = estimated_seconds(item) - COMPILE_SECONDS
+            parts = max(1, min(math.ceil(compute / PART_SECONDS), math.floor(compute / (4 * COMPILE_SECONDS))))
+            sizes = even_sizes(len(item), min(largest, math.ceil(len(item) / parts)))
+        start = 0
+        for size in sizes:
+            part, start = item[start : start + size], start + size
+            pieces.append((estimated_seconds(part), part))
     return [piece for _, piece in sorted(pieces, key=lambda pair: -pair[0])]
-
-
-def _cut(item: list[Unit], sizes: list[int]) -> list[tuple[int, list[Unit]]]:
-    parts, start = [], 0
-    for size in sizes:
-        parts.append((size, item[start : start + size]))
-        start += size
-    return parts

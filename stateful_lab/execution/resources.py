@@ -1,11 +1,7 @@
-"""What a run will need, estimated from its config before anything is trained:
-memory per run (refused when the machine cannot hold it) and the number of batch
-steps in all (a warning when it will take hours).
-
-The estimate is deliberately rough and errs high: arrays as float32, counted three
-times over (generated, cut into windows, and as tensors in the compiled loop), a
-model's weights four times over (weights, gradients and two optimizer slots), and
-its activations kept for backprop.
+"""What a config will need, estimated before anything is trained: memory per run
+(refused when the machine cannot hold it), how many groups may train at once in
+the memory there is, and the number of batch steps in all (a warning when it will
+take hours). The memory estimate is the grouped engine's (`grouped.sizing`).
 """
 
 from __future__ import annotations
@@ -14,9 +10,8 @@ import os
 from dataclasses import dataclass
 
 from stateful_lab.config.experiment import Experiment
+from stateful_lab.training.grouped.sizing import group_size, run_bytes
 
-FLOAT_BYTES = 4
-ARRAY_COPIES = 3
 SLOW_STEPS = 20_000_000
 """Batch steps beyond which a run is warned about: at the compiled loop's tens of
 microseconds per small step, several minutes to hours."""
@@ -38,23 +33,28 @@ def estimate(experiment: Experiment) -> Estimate:
     memory, steps = 0, 0
     for _, point in experiment.points:
         batch = point.train.batch_size
-        elements, train_windows = point.data.array_elements(batch)
-        widening = 2 if "wide_window" in point.variants else 1
-        data = elements * FLOAT_BYTES * ARRAY_COPIES * widening
-        memory = max(memory, data + _model_bytes(point, widening))
+        _, train_windows = point.data.array_elements(batch)
+        memory = max(memory, run_bytes(point, 2 if "wide_window" in point.variants else 1))
         steps += len(experiment.seed_list) * len(point.variants) * point.train.epochs * (train_windows // batch)
     return Estimate(memory, steps)
 
 
-def _model_bytes(experiment: Experiment, widening: int) -> int:
-    inputs, weights = experiment.data.features, 0
-    for units in experiment.model.units:
-        weights += 4 * units * (units + inputs + 1)
-        inputs = units
-    weights += inputs + 1  # the Dense head
-    steps = experiment.data.timesteps * widening
-    activations = experiment.train.batch_size * steps * sum(experiment.model.units) * 8  # gates, cell and output
-    return (4 * weights + activations) * FLOAT_BYTES
+def largest_group_bytes(experiment: Experiment) -> int:
+    """The memory of the largest group the config's runs can train in."""
+    return max(
+        group_size(point, variant) * run_bytes(point, 2 if variant == "wide_window" else 1)
+        for _, point in experiment.points
+        for variant in point.variants
+    )
+
+
+def workers_for(experiments: list[Experiment], jobs: int, available: int | None = None) -> int:
+    """How many work items may train at once: `jobs`, or fewer where that many of
+    the configs' largest groups would not fit in the memory available. Memory
+    sets only this, never a group's size (planning's, a function of the config)."""
+    available = available_memory_bytes() if available is None else available
+    largest = max(largest_group_bytes(experiment) for experiment in experiments)
+    return max(1, min(jobs, available // max(1, largest)))
 
 
 def available_memory_bytes() -> int:

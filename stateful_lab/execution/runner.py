@@ -23,7 +23,7 @@ from stateful_lab.config.experiment import Experiment
 from stateful_lab.console import LineProgress
 from stateful_lab.execution import workers
 from stateful_lab.execution.dispatch import run_item
-from stateful_lab.execution.plan import group_units, plan_groups, split_for_workers
+from stateful_lab.execution.plan import plan
 from stateful_lab.results.tables import METRICS, epoch_tables, forecast_table, tables, write_results
 from stateful_lab.runs.records import RunResult, UnitStore
 from stateful_lab.runs.unit import Unit, plan_units
@@ -190,7 +190,7 @@ class WorkPool:
         for config, todo in enumerate(todos):
             for unit in todo:
                 wanted.setdefault(unit.key, []).append((config, unit))
-        pieces = split_for_workers(group_units([units[0][1] for units in wanted.values()]), self.jobs)
+        pieces = plan([units[0][1] for units in wanted.values()])
         futures: list[list] = [[] for _ in todos]
         for piece in pieces:
             future = self.executor.submit(_run_reporting_memory, piece, self.threads)
@@ -238,7 +238,7 @@ def execute(
 ) -> Iterator[RunResult]:
     """Yield each unit's result as it finishes (a group's all at once); `begin`
     hears of each work item as it starts, where items go one at a time."""
-    items = plan_groups(units, jobs if not scheduler else 1)
+    items = plan(units)
     if scheduler:
         yield from _execute_on_dask(items, scheduler)
     elif jobs > 1 and len(items) > 1:

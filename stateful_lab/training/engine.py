@@ -25,7 +25,7 @@ from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
 from stateful_lab.training.grouped.driver import shapes_of, train_together
 from stateful_lab.training.grouped.program import program_settings
-from stateful_lab.training.grouped.sizing import bytes_per_run, even_sizes, memory_budget, runs_in_cache
+from stateful_lab.training.grouped.sizing import group_size, size_sensitive
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
 
@@ -43,10 +43,12 @@ def group_key(unit: Unit) -> str | None:
 
 
 def train(units: list[Unit], threads: int | None = None) -> list[RunResult]:
-    """One work item: a group trained together, or one run."""
-    if len(units) == 1:
-        return [train_unit(units[0], threads)]
-    return train_group(units, threads)
+    """One work item: runs that share a program (`group_key`) trained as one
+    group, however few; any other run alone."""
+    _size_thread_pools(threads)
+    if group_key(units[0]) is None:  # planning puts such a run in an item of its own
+        return [train_unit(unit) for unit in units]
+    return train_group(units)
 
 
 def train_unit(unit: Unit, threads: int | None = None) -> RunResult:
@@ -87,14 +89,12 @@ def prepared(unit: Unit) -> tuple[Dataset, list[np.ndarray]]:
     return dataset, initial_weights(unit.experiment, unit.seed)
 
 
-def train_group(units: list[Unit], threads: int | None = None, budget: int | None = None) -> list[RunResult]:
-    """Train runs that share a compiled program (`grouped.program_settings`)
-    together (grouped.GroupedLoop), in groups that fit `budget` bytes (default: a
-    quarter of the available memory) and whose weights fit the cache
-    (`grouped.runs_in_cache`); each unit's result as `train_unit` would give it.
-    A group that fails runs its units one at a time, so one bad run cannot take
-    the others' results with it."""
-    _size_thread_pools(threads)
+def train_group(units: list[Unit]) -> list[RunResult]:
+    """Train runs that share a compiled program (`group_key`) together, a group
+    for each shape of their arrays; a size-sensitive program's groups filled up
+    to its `group_size` (`grouped.sizing`). Each unit's result as `train_unit`
+    would give it, within 1e-5. A group that fails trains its units one at a
+    time, so one bad run cannot take the others' results with it."""
     results, ready = [], []
     for unit in units:
         try:
@@ -105,14 +105,13 @@ def train_group(units: list[Unit], threads: int | None = None, budget: int | Non
     for item in ready:
         shaped.setdefault(shapes_of(item[1]), []).append(item)
     for shapes, items in shaped.items():
-        unit, dataset = items[0][0], items[0][1]
-        arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
-        largest = (budget or memory_budget()) // bytes_per_run(unit.experiment, unit.variant, arrays)
-        start = 0
-        for size in even_sizes(len(items), min(largest, runs_in_cache(unit.experiment))):
-            part, start = items[start : start + size], start + size
+        unit = items[0][0]
+        sensitive = size_sensitive(unit.experiment, unit.variant)
+        size = group_size(unit.experiment, unit.variant) if sensitive else len(items)
+        for start in range(0, len(items), size):
+            part = items[start : start + size]
             try:
-                results += train_together(part, shapes)
+                results += train_together(part, shapes, size)
             except Exception:
                 results += [train_unit(unit) for unit, _, _ in part]
     return results

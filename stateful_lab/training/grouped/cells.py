@@ -72,10 +72,15 @@ class StackedCell:
         return h, [h]
 
 
+def fused(n: int, k: int, m: int) -> bool:
+    """Whether an (n, k) x (k, m) product is small enough to fuse (`fused_dot`)."""
+    return n * k * m <= FUSED_DOT_SIZE
+
+
 def dot(a, b):
     """Each run's matrix product, (n, k, runs) x (k, m, runs) -> (n, m, runs):
     `fused_dot` for small matrices, else a batched matrix product."""
-    if a.shape[0] is not None and a.shape[0] * a.shape[1] * b.shape[1] <= FUSED_DOT_SIZE:
+    if a.shape[0] is not None and fused(a.shape[0], a.shape[1], b.shape[1]):
         return fused_dot(a, b)
     return tf.einsum("nkr,kmr->nmr", a, b)
 

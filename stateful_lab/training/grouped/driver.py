@@ -24,12 +24,18 @@ def shapes_of(dataset: Dataset) -> tuple:
     return tuple(tuple(array.shape) for array in arrays)
 
 
-def train_together(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tuple) -> list[RunResult]:
+def train_together(
+    items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: tuple, size: int | None = None
+) -> list[RunResult]:
     """Train runs of one program and shapes (each with its dataset and initial
-    weights) as one group: epoch 0 in a call of its own (its time holds the
-    compilation), the rest in as few calls as the group allows; each run stops
-    recording at its own last epoch or when it diverges."""
+    weights) as one group of `size` runs (default: as many as there are; fewer
+    runs are filled up with copies of the last, whose results are dropped): epoch
+    0 in a call of its own (its time holds the compilation), the rest in as few
+    calls as the group allows; each run stops recording at its own last epoch or
+    when it diverges."""
     started = time.perf_counter()
+    real = len(items)
+    items = items + items[-1:] * ((size or real) - real)
     units = [unit for unit, _, _ in items]
     datasets = [dataset for _, dataset, _ in items]
     experiments = [unit.experiment for unit in units]
@@ -53,7 +59,7 @@ def train_together(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: 
         figures, predictions = group.train_epochs(tf.constant(done), tf.constant(count), resets, **inputs)
         train_loss, train_accuracy, test_loss, test_accuracy = (value.numpy() for value in figures)
         predictions = predictions.numpy()
-        seconds = (time.perf_counter() - call_started) / count / len(units)  # each run's share of an epoch
+        seconds = (time.perf_counter() - call_started) / count / real  # each run's share of an epoch
         for index in range(count):
             if scorer is not None:
                 values, rmse = scorer.scored(predictions[index])
@@ -66,7 +72,8 @@ def train_together(items: list[tuple[Unit, Dataset, list[np.ndarray]]], shapes: 
                 if not protocol.record(results[run], epoch) or done + index + 1 == epochs[run]:
                     training.discard(run)  # diverged, or its last epoch
         done += count
-    share = (time.perf_counter() - started) / len(units)
+    results = results[:real]
+    share = (time.perf_counter() - started) / real
     for result in results:
         result.seconds = share
     return results

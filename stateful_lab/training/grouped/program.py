@@ -13,7 +13,7 @@ import tensorflow as tf
 from stateful_lab.config.experiment import Experiment
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
-from stateful_lab.training.grouped.cells import FUSED_DOT_SIZE, STATES, StackedCell, dot, fused_dot
+from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, fused, fused_dot
 from stateful_lab.training.grouped.optimizers import LOSSES, StackedOptimizer
 from stateful_lab.training.models import initial_weights
 
@@ -189,7 +189,7 @@ class GroupedLoop:
         longer and ran no faster). A large layer is turned runs-first for the
         window, as batched matrix products want it, and back (`cells.dot`)."""
         lanes, steps = inputs.shape[0], inputs.shape[1]
-        runs_first = lanes * recurrent.shape[0] * recurrent.shape[1] > FUSED_DOT_SIZE
+        runs_first = not fused(lanes, recurrent.shape[0], recurrent.shape[1])
         if runs_first:
             inputs = tf.transpose(inputs, [3, 0, 1, 2])  # (runs, B, T, F)
             kernel, recurrent = tf.transpose(kernel, [2, 0, 1]), tf.transpose(recurrent, [2, 0, 1])

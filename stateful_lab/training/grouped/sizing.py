@@ -1,26 +1,31 @@
-"""How many runs a group takes: its memory and its working set, estimated from
-the config before anything is built."""
+"""How large a run is and how many runs a group takes, from the config alone.
+
+A group's size is a pure function of the config: never of `--jobs`, of the memory
+free at run time or of timing, so that planning never changes a number. It
+matters because a run whose matrix products are large enough for XLA's batched
+kernel (`cells.fused` says which) differs in its last bits with the number of runs
+in its batch: such a run always trains in a group of exactly `group_size` runs,
+the last group filled up with copies whose results are dropped
+(tests/test_planning.py).
+"""
 
 from __future__ import annotations
 
 import math
-import os
-
-import numpy as np
 
 from stateful_lab.config.experiment import Experiment
+from stateful_lab.training.grouped.cells import fused
 from stateful_lab.training.models import GATES
 
-
-def bytes_per_run(experiment: Experiment, variant: str, arrays: list[np.ndarray]) -> int:
-    """A generous estimate of one run's share of a group's memory: its arrays, its
-    weights four times over (weights, gradients, two optimizer slots), and the
-    activations one batch's gradient keeps (every gate of every step and layer)."""
-    spec, train = experiment.model, experiment.train
-    data_bytes = sum(array.size for array in arrays) * 4
-    steps = experiment.data.timesteps * (2 if variant == "wide_window" else 1)
-    activations = train.batch_size * steps * sum(spec.units) * (GATES[spec.cell] + 4) * 4
-    return data_bytes + weight_count(experiment) * 4 * 4 + activations * 4
+FLOAT_BYTES = 4
+ARRAY_COPIES = 3
+"""A task's arrays as generated, cut into windows, and as tensors in a program."""
+CACHE_BYTES = 4 * 2**20
+"""A group's weights, gradients and two optimizer slots at most: half of an 8 MB
+L3 cache, each of two workers' share (results/bench.md, "Design measurements").
+Fixed, not read from the machine, so that the same config plans the same groups."""
+GROUP_BYTES = 2**30
+"""A group's memory at most, by the estimate of `run_bytes`."""
 
 
 def weight_count(experiment: Experiment) -> int:
@@ -34,28 +39,43 @@ def weight_count(experiment: Experiment) -> int:
     return weights
 
 
+def run_bytes(experiment: Experiment, widening: int = 1) -> int:
+    """A generous estimate of one run's memory, from its config: its arrays (three
+    copies, `widening` times as wide for wide_window), its weights four times over
+    (weights, gradients, two optimizer slots), and the activations one batch's
+    gradient keeps (every gate of every step and layer, and the cell and output)."""
+    spec, train = experiment.model, experiment.train
+    elements, _ = experiment.data.array_elements(train.batch_size)
+    data = elements * FLOAT_BYTES * ARRAY_COPIES * widening
+    steps = experiment.data.timesteps * widening
+    activations = train.batch_size * steps * sum(spec.units) * (GATES[spec.cell] + 4) * FLOAT_BYTES
+    return data + weight_count(experiment) * 4 * FLOAT_BYTES + activations
+
+
 def runs_in_cache(experiment: Experiment) -> int:
-    """The most runs of `experiment` whose weights, gradients and two optimizer
-    slots fit in CACHE_BYTES: larger groups of large layers run slower per run,
-    their working set spilling out of the cache the workers share (results/bench.md,
-    "Design measurements"). The blog's 3-unit model is never cut."""
-    return max(1, CACHE_BYTES // (4 * 4 * weight_count(experiment)))
+    """The most runs whose weights, gradients and two optimizer slots fit in
+    CACHE_BYTES: larger groups of large layers run slower per run, their working
+    set spilling out of the cache. The blog's 3-unit model is never cut."""
+    return max(1, CACHE_BYTES // (4 * FLOAT_BYTES * weight_count(experiment)))
 
 
-CACHE_BYTES = 4 * 2**20
-"""Half of an 8 MB L3 cache, each of two workers' share. Fixed rather than read
-from the machine: a large layer's run can differ in its last bits with the size
-of its group, so groups sized by the cache would make the figures depend on it."""
+def size_sensitive(experiment: Experiment, variant: str) -> bool:
+    """Whether some matrix product of the program takes XLA's batched kernel, whose
+    rounding depends on how many runs the batch holds (measured: a stacked_clipnorm
+    run alone against in groups of 2 to 12)."""
+    spec, lanes = experiment.model, experiment.train.batch_size
+    steps = experiment.data.timesteps * (2 if variant == "wide_window" else 1)
+    if any(not fused(lanes, units, GATES[spec.cell] * units) for units in spec.units):
+        return True
+    head_rows = lanes * steps if experiment.per_step_targets else lanes
+    return not fused(head_rows, spec.units[-1], 1)
 
 
-def memory_budget() -> int:
-    """Bytes a group may take: a quarter of the memory available now, at most 4 GiB."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        available = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) if hasattr(os, "sysconf") else 2**32
-    return min(available // 4, 4 * 2**30)
+def group_size(experiment: Experiment, variant: str) -> int:
+    """The most runs of this program a group takes: what fits the cache and
+    GROUP_BYTES. For a size-sensitive program, every group has exactly this size."""
+    widening = 2 if variant == "wide_window" else 1
+    return max(1, min(runs_in_cache(experiment), GROUP_BYTES // run_bytes(experiment, widening)))
 
 
 def even_sizes(runs: int, largest: int) -> list[int]:
