@@ -8,14 +8,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from stateful_lab.errors import LabError
+
 # mkstemp makes private (0600) files; results get the permissions of a plain write.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 TEMPORARY_SUFFIX = ".tmp"
 
 
-class WriteError(OSError):
+class WriteError(LabError, OSError):
     """A result file that could not be written (a full disk, say); the message names it."""
+
+    exit_code = 1
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import typing
 from pathlib import Path
 
 import click
 
 from stateful_lab import __version__
-from stateful_lab.config.experiment import ConfigError, Experiment, load_experiment
+from stateful_lab.config.claims import PAIRWISE_TESTS
+from stateful_lab.config.experiment import ConfigError, Experiment, ModelConfig, TrainConfig, load_experiment
 from stateful_lab.console import BarProgress, LineProgress, quiet_tensorflow
+from stateful_lab.errors import LabError
 from stateful_lab.results.show import FORMATS, SHOWABLE_METRICS, render, show_table
 from stateful_lab.results.tables import METRICS
 
@@ -46,6 +49,11 @@ def _load(config: str, overrides: tuple[str, ...], seeds: int | None = None, tra
         return load_experiment(config, overrides)
     except ConfigError as error:
         raise ConfigErrorExit(config, error) from None
+
+
+def choices(section, key: str) -> list[str]:
+    """The values a config key accepts, from its schema (one source for both)."""
+    return list(typing.get_args(section.model_fields[key].annotation))
 
 
 config_argument = click.argument("config", type=click.Path(exists=True, dir_okay=False))
@@ -85,7 +93,7 @@ def main(verbose: bool) -> None:
 @set_option
 @click.option(
     "--trainer",
-    type=click.Choice(["loop", "fit", "train_on_batch"]),
+    type=click.Choice(choices(TrainConfig, "trainer")),
     help="Training procedure, instead of the configs' train.trainer.",
 )
 @click.option(
@@ -155,117 +163,62 @@ def run(
     # process started in the background of a script inherits it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
-    if len(experiments) > 1 and jobs > 1 and not scheduler:
-        failed = _run_pipelined(experiments, folders, jobs, force, quiet)
-    else:
-        failed = _run_each(experiments, folders, jobs, scheduler, force, quiet)
-    if failed:
-        sys.exit(1)
+    from stateful_lab.execution.session import run_configs
 
-
-def _run_each(
-    experiments: list[Experiment], folders: list[Path], jobs: int, scheduler: str | None, force: bool, quiet: bool
-) -> bool:
-    """Configs one after another, each on its own workers (or in this process)."""
-    from stateful_lab.execution.runner import run_experiment  # imports TensorFlow: keep --help fast
-
-    failed = False
-    for experiment, folder in zip(experiments, folders):
-        if len(experiments) > 1:
-            click.echo(f"== {experiment.name}")
-        failed |= _run_one(
-            experiment,
-            folder,
-            quiet,
-            lambda progress, experiment=experiment, folder=folder: run_experiment(
-                experiment, folder, progress=progress, quiet=quiet, jobs=jobs, scheduler=scheduler, force=force
-            ),
-        )
-    return failed
-
-
-def _run_pipelined(experiments: list[Experiment], folders: list[Path], jobs: int, force: bool, quiet: bool) -> bool:
-    """Several configs on one pool of workers: every config's folder locked and its
-    runs planned and queued first, then each completed and reported as soon as its
-    work is done."""
-    from contextlib import ExitStack
-
-    from stateful_lab.execution import workers
-
-    workers.start(jobs)  # each imports TensorFlow while this process does and plans
-    from stateful_lab.execution.runner import FolderInUse, Planned, WorkPool, folder_lock
-    from stateful_lab.provenance import peak_memory_mb
-
-    failed = False
-    with ExitStack() as locks:
-        try:
-            for folder in folders:
-                locks.enter_context(folder_lock(folder))
-        except FolderInUse as error:
-            workers.executor(jobs).shutdown(wait=False, kill_workers=True)
-            raise click.UsageError(str(error)) from None
-        pool = WorkPool(jobs)
-        try:
-            planned = [Planned.of(experiment, folder, force) for experiment, folder in zip(experiments, folders)]
-            queued = pool.submit([plan.todo for plan in planned])
-            for index in pool.finished():  # each config as soon as its work is done
-                plan, results = planned[index], queued[index]
-                click.echo(f"== {plan.experiment.name}")
-                failed |= _run_one(
-                    plan.experiment,
-                    plan.out_dir,
-                    quiet,
-                    lambda progress, plan=plan, results=results: plan.complete(
-                        results, progress, quiet, {"jobs": jobs, "scheduler": None}
-                    ),
-                )
-        finally:  # the work is done or abandoned: stop the workers now, not in an exit hook that waits
-            pool.shutdown()  # for each to unload TensorFlow (3 s)
-    click.echo(
-        f"peak memory: {peak_memory_mb():.0f} MB in this process, {pool.worker_peak_mb:.0f} MB in the largest "
-        f"of {jobs} workers"
-    )
-    return failed
-
-
-def _run_one(experiment: Experiment, out: Path, quiet: bool, work) -> bool:
-    """Run one experiment into `out` with `work(progress)` and report it; True if
-    some of its runs failed."""
-    from stateful_lab.atomic import WriteError
-    from stateful_lab.execution.runner import FolderInUse, SchedulerError  # imports TensorFlow: keep --help fast
-    from stateful_lab.results.tables import summary_markdown
-
-    resume = f"run the same command again to resume (finished runs are kept in {out}/units/)"
+    resume = "run the same command again to resume (finished runs are kept in each output folder's units/)"
     try:
-        # A live bar on a terminal; plain lines in logs, CI and with --quiet.
-        progress = BarProgress() if sys.stdout.isatty() and not quiet else LineProgress(click.echo, quiet)
-        outcome = work(progress)
+        outcomes = run_configs(experiments, folders, jobs, scheduler, force, quiet, ConsoleReporter(quiet))
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted; {resume}.", err=True)
         sys.exit(130)
     except Terminated:
         click.echo(f"\nTerminated; {resume}.", err=True)
         sys.exit(143)
-    except (SchedulerError, FolderInUse) as error:
+    except LabError as error:
+        _exit_with(error)
+    if any(outcome.failed for outcome in outcomes):
+        sys.exit(1)
+
+
+class ConsoleReporter:
+    """`run`'s console: a live bar on a terminal, plain lines in logs, CI and with
+    --quiet; each config's summary table and where its results went."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def progress(self, experiment: Experiment):
+        return BarProgress() if sys.stdout.isatty() and not self.quiet else LineProgress(click.echo, self.quiet)
+
+    def started(self, experiment: Experiment) -> None:
+        click.echo(f"== {experiment.name}")
+
+    def finished(self, experiment: Experiment, out: Path, outcome) -> None:
+        from stateful_lab.results.tables import summary_markdown
+
+        click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
+        click.echo(
+            f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
+            f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json"
+            + (", forecasts.csv)" if (out / "forecasts.csv").exists() else ")")
+        )
+        for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
+            if labels:
+                click.echo(f"{len(labels)} {status}: " + "; ".join(labels), err=True)
+        if outcome.failed:
+            click.echo(f"See {out}/runs.csv for the errors; a re-run retries failed runs.", err=True)
+
+    def note(self, line: str) -> None:
+        click.echo(line)
+
+
+def _exit_with(error: LabError) -> None:
+    """The lab's own error as one line on stderr and its exit code: a usage error
+    (exit 2) in Click's words, a failed run (exit 1) as `Error: ...`."""
+    if error.exit_code == 2:
         raise click.UsageError(str(error)) from None
-    except WriteError as error:  # a full disk, say: the file, in one line
-        click.echo(f"Error: {error.strerror}", err=True)
-        sys.exit(1)
-    except Exception as error:  # a failure outside any one run: exit 1, one line
-        click.echo(f"Error: the run failed: {type(error).__name__}: {error}", err=True)
-        sys.exit(1)
-    click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
-    click.echo(
-        f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
-        f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json"
-        + (", forecasts.csv)" if (out / "forecasts.csv").exists() else ")")
-    )
-    for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
-        if labels:
-            click.echo(f"{len(labels)} {status}: " + "; ".join(labels), err=True)
-    if outcome.failed:
-        click.echo(f"See {out}/runs.csv for the errors; a re-run retries failed runs.", err=True)
-    return bool(outcome.failed)
+    click.echo(f"Error: {error.strerror if isinstance(error, OSError) else error}", err=True)
+    sys.exit(error.exit_code)
 
 
 class Terminated(BaseException):
@@ -304,7 +257,7 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list.")
 @click.option(
     "--cell",
-    type=click.Choice(["lstm", "gru", "simple_rnn", "all"]),
+    type=click.Choice([*choices(ModelConfig, "cell"), "all"]),
     default="lstm",
     show_default=True,
     help="The recurrent cell the checks build; all runs them for each.",
@@ -323,8 +276,8 @@ def probe(as_json: bool, cell: str) -> None:
 
     from stateful_lab.diagnostics import probe as probes
 
-    cells = ["lstm", "gru", "simple_rnn"] if cell == "all" else [cell]
-    checks = [(name, check) for name in cells for check in probes.run_checks(name)]
+    cells = choices(ModelConfig, "cell") if cell == "all" else [cell]
+    checks = probes.checks_for(cells)
     if as_json:
         click.echo(json.dumps([{"cell": name, **check.as_dict()} for name, check in checks], indent=2))
     else:
@@ -356,12 +309,16 @@ def report(results_dir: Path, probe: bool) -> None:
     """
     _check_writable(results_dir)
     from stateful_lab.results.report import build_report
-    from stateful_lab.results.tables import ResultsError
 
+    checks = []
+    if probe:
+        from stateful_lab.diagnostics.probe import checks_for
+
+        checks = checks_for(choices(ModelConfig, "cell"))
     try:
-        path = build_report(results_dir, probe=probe)
-    except (FileNotFoundError, ResultsError) as error:
-        raise click.UsageError(str(error)) from None
+        path = build_report(results_dir, checks)
+    except LabError as error:
+        _exit_with(error)
     click.echo(f"wrote {path}")
 
 
@@ -403,13 +360,11 @@ def show(
     Example:
         stateful-lab show results --where variant=stateful --sort -test_accuracy
     """
-    from stateful_lab.results.tables import ResultsError
-
     metrics = metrics or METRICS
     try:
         table = show_table(list(results_dirs) or [Path("results")], metrics, where, sort)
-    except (ValueError, ResultsError, FileNotFoundError) as error:
-        raise click.UsageError(str(error)) from None
+    except LabError as error:
+        _exit_with(error)
     if table.empty and output == "table":
         click.echo("no rows match --where " + " ".join(where), err=True)
         return
@@ -430,17 +385,12 @@ def show(
     type=click.Choice(SHOWABLE_METRICS),
     help="The final-epoch metric compared (default: the config's own, test_accuracy or test_rmse).",
 )
-@click.option(
-    "--expect",
-    type=click.Choice(["greater", "less", "similar", "not_greater"]),
-    help='Also judge "A <expect> B" as a claim would be judged.',
-)
+@click.option("--expect", type=click.Choice(PAIRWISE_TESTS), help='Also judge "A <expect> B" as a claim would be.')
 @click.option(
     "--min-difference",
     type=click.FloatRange(min=0),
     default=0.0,
-    show_default=True,
-    help="With --expect: the smallest difference that matters, in the metric's units.",
+    help="With --expect: the smallest difference that matters, in the metric's units.  [default: 0]",
 )
 @click.option(
     "--format", "output", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
@@ -468,12 +418,11 @@ def compare(
             --at data.lag=2 --expect greater --min-difference 0.02
     """
     from stateful_lab.results.compare import compare_groups, render
-    from stateful_lab.results.tables import ResultsError
 
     try:
         row = compare_groups(results_dir, first, second, at, metric, expect, min_difference)
-    except (ValueError, ResultsError) as error:
-        raise click.UsageError(str(error)) from None
+    except LabError as error:
+        _exit_with(error)
     click.echo(render(row, output), nl=False)
 
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from stateful_lab.cli import main
-from stateful_lab.execution import runner
+from stateful_lab.execution import backends
 from stateful_lab.training import engine, trainers
 
 from .conftest import ROOT, smoke
@@ -127,11 +127,11 @@ def test_the_pool_waits_for_unfinished_work_without_spinning(monkeypatch):
 
     done, pending = Future(), Future()
     done.set_result(None)
-    pool = runner.WorkPool.__new__(runner.WorkPool)
+    pool = backends.WorkPool.__new__(backends.WorkPool)
     pool.futures = [[done], [done, pending]]
     waits = []
-    real_wait = runner.wait
-    monkeypatch.setattr(runner, "wait", lambda *args, **kwargs: waits.append(1) or real_wait(*args, **kwargs))
+    real_wait = backends.wait
+    monkeypatch.setattr(backends, "wait", lambda *args, **kwargs: waits.append(1) or real_wait(*args, **kwargs))
     threading.Timer(0.3, pending.set_result, (None,)).start()
     assert list(pool.finished()) == [0, 1]
     assert len(waits) <= 2
@@ -146,7 +146,7 @@ def test_a_config_whose_work_ended_while_another_was_written_comes_next():
 
     done, ends_during_writing, later = Future(), Future(), Future()
     done.set_result(None)
-    pool = runner.WorkPool.__new__(runner.WorkPool)
+    pool = backends.WorkPool.__new__(backends.WorkPool)
     pool.futures = [[done], [ends_during_writing], [later]]
     threading.Timer(5, later.set_result, (None,)).start()
     configs = pool.finished()

@@ -15,6 +15,11 @@ HIGHER_IS_BETTER = frozenset({"test_accuracy", "train_accuracy"})
 (losses, RMSE, time, memory) reach it by being at or below it."""
 
 
+PAIRWISE_TESTS = ("greater", "less", "similar", "not_greater")
+"""The tests that judge one group against another by a declared smallest
+difference (what `stateful-lab compare --expect` offers)."""
+
+
 class Expectation(StrictModel):
     """A machine-checkable expectation about the final-epoch results; how each test
     is decided is in claims.py and the README ("How verdicts are decided")."""
@@ -97,10 +102,7 @@ def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
         "between": ["low", "high"],
         "share_at_least": ["value", "reach"],
         "share_at_most": ["value", "reach"],
-        "greater": ["versus", "min_difference"],
-        "less": ["versus", "min_difference"],
-        "similar": ["versus", "min_difference"],
-        "not_greater": ["versus", "min_difference"],
+        **{test: ["versus", "min_difference"] for test in PAIRWISE_TESTS},
         "gap_shrinks": ["versus", "over", "min_difference"],
         "falls_then_rises": ["over", "min_difference"],
     }[expect.test]

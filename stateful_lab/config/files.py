@@ -12,8 +12,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stateful_lab.errors import LabError
 
-class ConfigError(ValueError):
+
+class ConfigError(LabError, ValueError):
     """A config that cannot run; `problems` has one line per problem."""
 
     def __init__(self, problems: list[str]):

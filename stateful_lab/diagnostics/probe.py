@@ -280,3 +280,8 @@ def run_checks(cell: str = "lstm") -> list[Check]:
     if cell not in CELLS:
         raise ValueError(f"cell {cell!r}: use one of {', '.join(CELLS)}")
     return [check(cell) if check in CELL_CHECKS else check() for check in CHECKS]
+
+
+def checks_for(cells: list[str]) -> list[tuple[str, Check]]:
+    """Every check for each cell: (cell, check) pairs."""
+    return [(cell, check) for cell in cells for check in run_checks(cell)]

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from stateful_lab.config.experiment import Experiment
+from stateful_lab.errors import LabError
 from stateful_lab.training.grouped.sizing import group_size, run_bytes
 
 SLOW_STEPS = 20_000_000
@@ -17,7 +18,7 @@ SLOW_STEPS = 20_000_000
 microseconds per small step, several minutes to hours."""
 
 
-class ResourceError(ValueError):
+class ResourceError(LabError, ValueError):
     """A config whose runs cannot fit in this machine's memory."""
 
 

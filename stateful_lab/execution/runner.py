@@ -1,16 +1,14 @@
-"""Run an experiment: plan its units, skip the finished ones, execute the rest
-(here, in joblib worker processes with `jobs > 1`, or on a Dask cluster with
-`scheduler`), collect their results and write the result files.
+"""Running configs: plan each one's units, skip the finished ones, execute the rest
+on a backend (`backends`), collect their results and write the result files,
+holding the output folder's lock throughout.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,9 +19,8 @@ from stateful_lab import provenance
 from stateful_lab.atomic import remove_temporaries
 from stateful_lab.config.experiment import Experiment
 from stateful_lab.console import LineProgress
-from stateful_lab.execution import workers
-from stateful_lab.execution.dispatch import run_item
-from stateful_lab.execution.plan import plan
+from stateful_lab.errors import LabError
+from stateful_lab.execution.backends import execute
 from stateful_lab.results.tables import METRICS, epoch_tables, forecast_table, tables, write_results
 from stateful_lab.runs.records import RunResult, UnitStore
 from stateful_lab.runs.unit import Unit, plan_units
@@ -164,132 +161,7 @@ class Planned:
         return RunOutcome(summary, len(units), len(todo), len(units) - len(todo), diverged, failed)
 
 
-class WorkPool:
-    """Local worker processes shared by several configs (`run` with several
-    configs and --jobs N): every config's work is queued as soon as it is planned,
-    so the workers train the next configs while this process writes a finished
-    config's results, and no worker waits at a config's end. Runs of different
-    configs that share a compiled program train in one group, and a run that
-    several configs have (the same settings, variant and seed: the same run)
-    trains once, its result going to each of them."""
-
-    def __init__(self, jobs: int):
-        self.executor = workers.executor(jobs)
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.jobs = jobs
-        self.worker_peak_mb = 0.0
-        """The largest peak memory of a worker, as far as their work has reported."""
-        self.futures: list[list] = []
-        """Each config's futures, from the last `submit`."""
-
-    def submit(self, todos: list[list[Unit]]) -> list[Callable[[Callable[[str], None]], Iterator[RunResult]]]:
-        """Queue every config's units to do, the longest work first (so that none
-        starts last and holds up the end); for each config, the function that
-        yields its results as they finish."""
-        wanted: dict[str, list[tuple[int, Unit]]] = {}  # a run's key -> the configs' units that want it
-        for config, todo in enumerate(todos):
-            for unit in todo:
-                wanted.setdefault(unit.key, []).append((config, unit))
-        pieces = plan([units[0][1] for units in wanted.values()])
-        futures: list[list] = [[] for _ in todos]
-        for piece in pieces:
-            future = self.executor.submit(_run_reporting_memory, piece, self.threads)
-            for config in sorted({config for unit in piece for config, _ in wanted[unit.key]}):
-                futures[config].append(future)
-        self.futures = futures
-        return [self._results(config, config_futures, wanted) for config, config_futures in enumerate(futures)]
-
-    def finished(self) -> Iterator[int]:
-        """The configs of the last `submit`, by index, each as soon as all its
-        work is done (those with nothing to do first), so that this process
-        writes a config's results while the workers train the others'."""
-        pending = {config: set(futures) for config, futures in enumerate(self.futures)}
-        while pending:
-            ready = [config for config, futures in pending.items() if all(f.done() for f in futures)]
-            if not ready:  # wait on the unfinished only: one already done would return at once, a busy loop
-                wait({f for futures in pending.values() for f in futures if not f.done()}, return_when=FIRST_COMPLETED)
-            for config in ready:
-                del pending[config]
-                yield config
-
-    def _results(
-        self, config: int, futures: list, wanted: dict
-    ) -> Callable[[Callable[[str], None]], Iterator[RunResult]]:
-        def results(begin: Callable[[str], None]) -> Iterator[RunResult]:
-            begin(f"{self.jobs} at a time")
-            for future in as_completed(futures):
-                results, peak = future.result()
-                self.worker_peak_mb = max(self.worker_peak_mb, peak)
-                for result in results:  # this config's share, under its own sweep point
-                    for wanting, unit in wanted[result.key]:
-                        if wanting == config:
-                            yield replace(result, point=unit.point)
-
-        return results
-
-    def shutdown(self) -> None:
-        """Stop the workers now: the work is done, or the run was interrupted (queued
-        work is abandoned)."""
-        self.executor.shutdown(wait=False, kill_workers=True)
-
-
-def execute(
-    units: list[Unit], jobs: int = 1, scheduler: str | None = None, begin: Callable[[str], None] = lambda label: None
-) -> Iterator[RunResult]:
-    """Yield each unit's result as it finishes (a group's all at once); `begin`
-    hears of each work item as it starts, where items go one at a time."""
-    items = plan(units)
-    if scheduler:
-        yield from _execute_on_dask(items, scheduler)
-    elif jobs > 1 and len(items) > 1:
-        from joblib import Parallel, delayed
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-        begin(f"{min(jobs, len(items))} at a time")
-        for results in parallel(delayed(run_item)(item, threads) for item in items):
-            yield from results
-    else:
-        for item in items:
-            begin(item[0].label if len(item) == 1 else f"{len(item)} runs together: {_group_label(item)}")
-            yield from run_item(item)
-
-
-def _group_label(units: list[Unit]) -> str:
-    seeds = sorted({unit.seed for unit in units})
-    points = len({json.dumps(unit.point, sort_keys=True, default=str) for unit in units})
-    span = f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else f"{len(seeds)} seeds"
-    variants = " and ".join(dict.fromkeys(unit.variant for unit in units))
-    return f"{variants}, {span}" + (f", {points} points" if points > 1 else "")
-
-
-def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResult]:
-    from distributed import Client, as_completed
-
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as error:
-        raise SchedulerError(
-            f"cannot reach the Dask scheduler at {address} ({error}); check the address, or run without --scheduler"
-        ) from None
-    with client:
-        threaded = [worker for worker, info in client.scheduler_info()["workers"].items() if info["nthreads"] != 1]
-        if threaded:
-            raise SchedulerError(
-                f"Dask workers {threaded} run several threads; TensorFlow seeding is per process, so "
-                "start workers with one thread each (dask worker ADDRESS --nthreads 1 --nworkers N)"
-            )
-        futures = client.map(run_item, items, threads=1, pure=False)
-        for future in as_completed(futures):
-            yield from future.result()
-
-
-def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:
-    """A work item's results and the worker's peak memory so far."""
-    return run_item(units, threads), provenance.peak_memory_mb()
-
-
-class FolderInUse(RuntimeError):
+class FolderInUse(LabError, RuntimeError):
     """Another run holds the output folder."""
 
 
@@ -315,10 +187,6 @@ def folder_lock(folder: Path) -> Iterator[None]:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
-
-
-class SchedulerError(RuntimeError):
-    """The Dask cluster cannot be used as given."""
 
 
 def run_metadata(experiment: Experiment, started_at: str, wall_seconds: float) -> dict:

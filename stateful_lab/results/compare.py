@@ -16,9 +16,7 @@ from stateful_lab.config.claims import Claim
 from stateful_lab.results import stats
 from stateful_lab.results.claims import evaluate_claim, per_seed
 from stateful_lab.results.show import condition
-from stateful_lab.results.tables import RESULT_FILES, csv_text, is_result_folder, load_folder
-
-EXPECTATIONS = ("greater", "less", "similar", "not_greater")
+from stateful_lab.results.tables import RESULT_FILES, ResultsError, csv_text, is_result_folder, load_folder
 
 
 def compare_groups(
@@ -33,9 +31,9 @@ def compare_groups(
     """The comparison of group A (`first`, KEY=VALUE items) with group B
     (`second`), both at the sweep point `at`, on `metric` (default: the config's
     own). With `expect`, also the verdict of "A <expect> B" at `min_difference`.
-    Raises ValueError naming what is wrong."""
+    Raises ResultsError naming what is wrong."""
     if not is_result_folder(folder):
-        raise ValueError(
+        raise ResultsError(
             f"{folder}: not a result folder (it needs {', '.join(RESULT_FILES)}); "
             "give the folder of one config's results, such as results/first_timestep"
         )
@@ -43,7 +41,7 @@ def compare_groups(
     experiment = config.experiment
     metric = metric or config.metric
     if metric not in config.runs.columns:
-        raise ValueError(f"--metric {metric}: not in {folder}/runs.csv; use one of its metrics")
+        raise ResultsError(f"--metric {metric}: not in {folder}/runs.csv; use one of its metrics")
     shared = dict(condition(experiment, item, "--at") for item in at)
     selections = [
         shared | dict(condition(experiment, item, option) for item in items)
@@ -51,11 +49,11 @@ def compare_groups(
     ]
     for option, items, select in zip(("--a", "--b"), (first, second), selections):
         if not items:
-            raise ValueError(f"{option}: give the group as KEY=VALUE, e.g. {option} variant=stateless")
+            raise ResultsError(f"{option}: give the group as KEY=VALUE, e.g. {option} variant=stateless")
         unknown = [key for key in select if key not in config.runs.columns]
         if unknown:
             keys = ", ".join(["variant", *experiment.sweep])
-            raise ValueError(f"{option}: {', '.join(unknown)} is not a column of {folder}/runs.csv; use {keys}")
+            raise ResultsError(f"{option}: {', '.join(unknown)} is not a column of {folder}/runs.csv; use {keys}")
     ok = config.runs[config.runs["status"] == "ok"]
     groups = [per_seed(ok, select, metric) for select in selections]
     for option, items, group in zip(("--a", "--b"), (first, second), groups):
@@ -63,7 +61,7 @@ def compare_groups(
             values = "; ".join(
                 f"{key} has {', '.join(map(str, ok[key].drop_duplicates()))}" for key in selections[0] | selections[1]
             )
-            raise ValueError(
+            raise ResultsError(
                 f"{option} {' '.join(items + at)}: {len(group)} finished runs with {metric}, a comparison needs 2 "
                 f"({values})"
             )

@@ -18,16 +18,17 @@ import numpy as np  # noqa: E402
 from stateful_lab.atomic import write_atomic  # noqa: E402
 from stateful_lab.results import stats  # noqa: E402
 from stateful_lab.results.claims import Verdict, evaluate_claims  # noqa: E402
-from stateful_lab.results.tables import ConfigResults, load_results, summary_markdown  # noqa: E402
+from stateful_lab.results.tables import ConfigResults, ResultsError, load_results, summary_markdown  # noqa: E402
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
 
-def build_report(results_dir: Path, probe: bool = True) -> Path:
-    """Write REPORT.md and its plots into `results_dir`; return the report's path."""
+def build_report(results_dir: Path, checks: list = ()) -> Path:
+    """Write REPORT.md and its plots into `results_dir`; return the report's path.
+    `checks`: the probe's measured checks, as (cell, check) pairs, for its table."""
     configs = load_results(results_dir)
     if not configs:
-        raise FileNotFoundError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
+        raise ResultsError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
     plots = results_dir / "plots"
     # One family: every claim of the report, so Holm's adjustment covers them all.
     judged = [(config, claim) for config in configs for claim in config.experiment.claims]
@@ -35,7 +36,6 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     verdicts = {config.experiment.name: [] for config in configs}
     for (config, _), verdict in zip(judged, decided):
         verdicts[config.experiment.name].append(verdict)
-    checks = _probe_checks() if probe else []
 
     lines = [
         "# stateful-lab report",
@@ -102,16 +102,6 @@ def build_report(results_dir: Path, probe: bool = True) -> Path:
     report = results_dir / "REPORT.md"
     write_atomic(report, "\n".join(lines) + "\n")
     return report
-
-
-PROBE_CELLS = ("lstm", "gru", "simple_rnn")
-
-
-def _probe_checks():
-    """The probe's checks for each cell: (cell, check) pairs."""
-    from stateful_lab.diagnostics.probe import run_checks
-
-    return [(cell, check) for cell in PROBE_CELLS for check in run_checks(cell)]
 
 
 def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from stateful_lab.results.tables import METRICS, ConfigResults, csv_text, load_results, summarize
+from stateful_lab.results.tables import METRICS, ConfigResults, ResultsError, csv_text, load_results, summarize
 
 FORMATS = ("table", "md", "csv", "json")
 SHOWABLE_METRICS = (
@@ -33,10 +33,10 @@ def show_table(
 ) -> pd.DataFrame:
     """The rows for `folders` (result folders, or folders of them), filtered by
     `where` (KEY=VALUE, all must hold) and sorted by `sort` (a column or metric;
-    a leading '-' sorts descending). Raises ValueError naming what is wrong."""
+    a leading '-' sorts descending). Raises ResultsError naming what is wrong."""
     configs = [config for folder in folders for config in load_results(folder)]
     if not configs:
-        raise ValueError(f"no result folders in {', '.join(map(str, folders))}; run `stateful-lab run CONFIG` first")
+        raise ResultsError(f"no result folders in {', '.join(map(str, folders))}; run `stateful-lab run CONFIG` first")
     rows = [row for config in configs for row in _rows(config, metrics, where)]
     table = pd.DataFrame(
         rows,
@@ -47,7 +47,7 @@ def show_table(
         column = sort.lstrip("-")
         column = f"{column}_mean" if column in metrics else column
         if column not in table.columns:
-            raise ValueError(
+            raise ResultsError(
                 f"--sort {sort}: not a column; use one of config, point, variant, finished, "
                 f"diverged, failed or a shown metric ({', '.join(metrics)})"
             )
@@ -86,7 +86,7 @@ def condition(experiment, item: str, option: str = "--where") -> tuple[str, Any]
     typed as its config says."""
     key, sep, text = item.partition("=")
     if not sep or not key:
-        raise ValueError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} variant=stateful")
+        raise ResultsError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} variant=stateful")
     return key, (text if key in ("config", "variant") else experiment.typed(key, text))
 
 

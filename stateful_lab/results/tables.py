@@ -16,6 +16,7 @@ import pandas as pd
 
 from stateful_lab.atomic import write_atomic
 from stateful_lab.config.experiment import ConfigError, Experiment, parse_experiment, read_yaml
+from stateful_lab.errors import LabError
 from stateful_lab.runs.records import RunResult
 
 EPOCH_COLUMNS = [
@@ -60,7 +61,7 @@ class ConfigResults:
         return "test_accuracy" if self.experiment.classification else "test_loss"
 
 
-class ResultsError(ValueError):
+class ResultsError(LabError, ValueError):
     """A results folder that cannot be read; the message names the file."""
 
 

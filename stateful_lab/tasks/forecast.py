@@ -25,6 +25,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from stateful_lab.errors import LabError
 from stateful_lab.tasks.base import TaskData, register
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -32,7 +33,7 @@ SERIES = {"shampoo": ("shampoo.csv", "sales"), "airline": ("airline.csv", "passe
 """Series shipped with the lab (stateful_lab/data/README.md says where they come from)."""
 
 
-class SeriesError(ValueError):
+class SeriesError(LabError, ValueError):
     """A series that cannot be read or used; the message is one line."""
 
 
