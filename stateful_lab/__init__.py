@@ -11,11 +11,8 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # XLA's CPU backend at LLVM optimization level 2 instead of 3, unless XLA_FLAGS
-# already sets a level: measured here, level 2 compiled the lab's programs 7-19%
-# faster and ran them 10-28% faster (stacked_clipnorm's 6-run group, lag_copy's
-# 90), and the untimed configs of `make reproduce` took 194 s against 219. The
-# figures change only in their last bits (a different rounding, as any change of
-# compiled code gives); level 1 gave the same figures as level 2, level 0 ran
-# many times slower. Set here, before anything parses XLA's flags.
+# already sets a level: it compiles and runs the lab's programs faster (commit
+# 886aa52 has the measurements), and moves figures only in their last bits. Set
+# here, before anything parses XLA's flags.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=2".strip()

@@ -31,14 +31,12 @@ def group_units(units: list[Unit]) -> list[list[Unit]]:
 
 
 COMPILE_SECONDS = 5.0
-"""About what a group's compilation costs (measured here: 3 to 6 s for the train,
-evaluation and forecast programs); only for scheduling, never for results."""
 STEP_SECONDS = 3e-6
 FLOPS_PER_SECOND = 12e9
-"""A grouped training step costs about STEP_SECONDS per run plus its matrix
-products at FLOPS_PER_SECOND (measured here: 3.4 us per run and step of the
-blog's 3-unit model; 4.5 ms for the 64-32-unit stacked model's 55 million
-operations). Only for scheduling."""
+"""A rough cost model, for the order of work items only, never for results: a
+group's compilation, and each grouped step a fixed cost per run plus its matrix
+products at this rate (fitted to the blog's 3-unit model and the 64-32-unit
+stacked model, commit 7bfb5f4)."""
 
 
 def estimated_seconds(item: list[Unit]) -> float:

@@ -23,8 +23,8 @@ def start(jobs: int) -> None:
 
 
 def _prepare_worker() -> None:
-    """In a worker, as it starts: import what its work needs (TensorFlow, about 8 s
-    here), and never restart it for growing memory. loky replaces a worker whose
+    """In a worker, as it starts: import what its work needs (TensorFlow), and
+    never restart it for growing memory. loky replaces a worker whose
     memory grew 300 MB past its size after its first task, taking it for a leak;
     a worker here grows by design (it keeps its compiled programs for the next
     groups), and a replaced one pays a TensorFlow import and its compilations

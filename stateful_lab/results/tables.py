@@ -224,8 +224,7 @@ def csv_text(frame: pd.DataFrame) -> str:
     """The table as CSV, as to_csv(index=False, float_format="%.6g") writes it
     (floats to six significant digits, a missing value as an empty field), but
     formatted a column at a time and written by the csv module: to_csv formats
-    and writes value by value through several Python calls (13 of the 16 s the
-    24 untimed configs' tables took to write)."""
+    and writes value by value through several Python calls."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(frame.columns)
@@ -247,7 +246,7 @@ def tables(
     epoch_rows, run_rows = [], []
     for result in results:
         base = {"config": config, **result.point, "variant": result.variant, "seed": result.seed}
-        # vars, not dataclasses.asdict, which deep-copies: 13 of 14 s for 120 runs of 1000 epochs
+        # vars, not dataclasses.asdict, which deep-copies every epoch
         epochs = [{key: value for key, value in vars(epoch).items() if key != "forecasts"} for epoch in result.epochs]
         for epoch in epochs:
             epoch_rows.append(base | epoch | {"status": result.status})

@@ -96,8 +96,7 @@ def initial_weights(experiment: Experiment, seed: int) -> list[np.ndarray]:
     building a model. Equal to the built model's, value for value, for every cell
     (tests/test_grouped.py). Read-only arrays, made once per process for each
     layer shape and seed: the variants and sweep points of a seed start from the
-    same weights, and making them cost about 27 ms a run (eager TensorFlow
-    operations), 15 s for lag_copy's 540 runs, which need 30 distinct ones."""
+    same weights, and making them takes eager TensorFlow operations."""
     spec = experiment.model
     return list(_initial_weights(spec.cell, tuple(spec.units), experiment.data.features, seed))
 

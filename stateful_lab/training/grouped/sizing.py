@@ -22,8 +22,8 @@ ARRAY_COPIES = 3
 """A task's arrays as generated, cut into windows, and as tensors in a program."""
 CACHE_BYTES = 4 * 2**20
 """A group's weights, gradients and two optimizer slots at most: half of an 8 MB
-L3 cache, each of two workers' share (results/bench.md, "Design measurements").
-Fixed, not read from the machine, so that the same config plans the same groups."""
+L3 cache, each of two workers' share (timed in commit d729853). Fixed, not read
+from the machine, so that the same config plans the same groups."""
 GROUP_BYTES = 2**30
 """A group's memory at most, by the estimate of `run_bytes`."""
 
@@ -61,8 +61,7 @@ def runs_in_cache(experiment: Experiment) -> int:
 
 def size_sensitive(experiment: Experiment, variant: str) -> bool:
     """Whether some matrix product of the program takes XLA's batched kernel, whose
-    rounding depends on how many runs the batch holds (measured: a stacked_clipnorm
-    run alone against in groups of 2 to 12)."""
+    rounding depends on how many runs the batch holds."""
     spec, lanes = experiment.model, experiment.train.batch_size
     steps = experiment.data.timesteps * (2 if variant == "wide_window" else 1)
     if any(not fused(lanes, units, GATES[spec.cell] * units) for units in spec.units):
