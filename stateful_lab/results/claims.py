@@ -25,6 +25,7 @@ import pandas as pd
 
 from stateful_lab.config.claims import HIGHER_IS_BETTER, Claim
 from stateful_lab.results import stats
+from stateful_lab.results.formatting import number
 
 ALPHA = stats.ALPHA
 WORDS = {
@@ -86,7 +87,7 @@ class _Finding:
             outcome = "inconclusive"
         numbers = self.numbers
         if not math.isnan(self.p_value):
-            numbers += f"; {self.test} p={_p(self.p_value)}, Holm p={_p(p_adjusted)}"
+            numbers += f"; {self.test} p={number(self.p_value, '.2g')}, Holm p={number(p_adjusted, '.2g')}"
         return Verdict(self.claim, outcome, numbers, self.rule, self.test, self.p_value, p_adjusted)
 
 
@@ -204,7 +205,7 @@ def _threshold(claim: Claim, values: pd.Series) -> _Finding:
     test = stats.one_sample_test(array)
     low, high = stats.mean_interval(array)
     numbers = (
-        f"{expect.metric}, {_describe(expect.select)}: mean {array.mean():.3f} [{_fmt(low)}, {_fmt(high)}], "
+        f"{expect.metric}, {_describe(expect.select)}: mean {array.mean():.3f} [{number(low)}, {number(high)}], "
         f"n={len(array)}{_share_text(values, claim)}"
     )
     if expect.test == "at_least":
@@ -255,7 +256,8 @@ def _two_groups(claim: Claim, selected: pd.Series, other: pd.Series) -> _Finding
     low, high = comparison.low, comparison.high
     numbers = (
         f"{expect.metric}, {_describe(expect.select)} {comparison.mean_first:.3f} vs {_describe(expect.versus)} "
-        f"{comparison.mean_second:.3f}: difference {comparison.difference:+.3f} [{_fmt(low, '+')}, {_fmt(high, '+')}]"
+        f"{comparison.mean_second:.3f}: difference {comparison.difference:+.3f} "
+        f"[{number(low, '+.3f')}, {number(high, '+.3f')}]"
         f" ({_pairing(comparison)}){_share_text(selected, claim)}"
     )
     test = comparison.test
@@ -308,7 +310,7 @@ def _gap_shrinks(claim: Claim, ok: pd.DataFrame) -> _Finding:
     numbers = (
         f"{expect.metric} gap |{_describe(expect.select)} - {_describe(expect.versus)}| at {expect.over}={values[0]}: "
         f"{small.mean():.3f}; at {values[-1]}: {large.mean():.3f}; change {comparison.difference:+.3f} "
-        f"[{_fmt(comparison.low, '+')}, {_fmt(comparison.high, '+')}] ({_pairing(comparison)})"
+        f"[{number(comparison.low, '+.3f')}, {number(comparison.high, '+.3f')}] ({_pairing(comparison)})"
     )
     rule = f"{comparison.test}, gap smaller at the largest {expect.over} by more than {size:g}"
     supportable = comparison.difference < 0 and comparison.high < -size
@@ -339,7 +341,7 @@ def _falls_then_rises(claim: Claim, ok: pd.DataFrame) -> _Finding:
     numbers = (
         f"{expect.metric}, {_describe(expect.select)} by {expect.over}: {curve}; lowest at {lowest}, "
         + "; ".join(
-            f"{end} minus {lowest}: {c.difference:+.4g} [{_fmt(c.low, '+')}, {_fmt(c.high, '+')}]"
+            f"{end} minus {lowest}: {c.difference:+.4g} [{number(c.low, '+.3f')}, {number(c.high, '+.3f')}]"
             for end, c in zip((values[0], values[-1]), ends)
         )
     )
@@ -361,11 +363,3 @@ def _describe(select: dict | None) -> str:
         ", ".join(f"{value}" if key == "variant" else f"{key}={value}" for key, value in (select or {}).items())
         or "all"
     )
-
-
-def _fmt(value: float, sign: str = "") -> str:
-    return "n/a" if value != value else f"{value:{sign}.3f}"
-
-
-def _p(value: float) -> str:
-    return "n/a" if value != value else f"{value:.2g}"

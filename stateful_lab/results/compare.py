@@ -6,7 +6,6 @@ Reads only the files a `run` wrote (never TensorFlow)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,9 @@ import pandas as pd
 from stateful_lab.config.claims import Claim
 from stateful_lab.results import stats
 from stateful_lab.results.claims import evaluate_claim, per_seed
+from stateful_lab.results.formatting import csv_text, json_ready, markdown_table, number
 from stateful_lab.results.show import condition
-from stateful_lab.results.tables import RESULT_FILES, ResultsError, csv_text, is_result_folder, load_folder
+from stateful_lab.results.tables import RESULT_FILES, ResultsError, is_result_folder, load_folder
 
 
 def compare_groups(
@@ -116,19 +116,18 @@ def _describe(select: dict) -> str:
 
 def render(row: dict[str, Any], output: str) -> str:
     """The comparison as aligned lines, Markdown, CSV or JSON."""
-    clean = {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
     if output == "json":
-        return json.dumps(clean, indent=2) + "\n"
+        return json.dumps(json_ready(row), indent=2) + "\n"
     if output == "csv":
         return csv_text(pd.DataFrame([row]))
     text = {key: _text(value) for key, value in row.items()}
     if output == "md":
-        return "| field | value |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in text.items())
+        return "\n".join(markdown_table(["field", "value"], [[key, value] for key, value in text.items()])) + "\n"
     width = max(map(len, text))
     return "".join(f"{key:<{width}}  {value}\n" for key, value in text.items())
 
 
 def _text(value: Any) -> str:
     if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
+        return number(value, ".4g")
     return str(value)

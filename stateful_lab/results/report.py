@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from stateful_lab.atomic import write_atomic  # noqa: E402
 from stateful_lab.results import stats  # noqa: E402
 from stateful_lab.results.claims import Verdict, evaluate_claims  # noqa: E402
+from stateful_lab.results.formatting import markdown_row
 from stateful_lab.results.tables import ConfigResults, ResultsError, load_results, summary_markdown  # noqa: E402
 
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
@@ -59,7 +60,7 @@ def build_report(results_dir: Path, checks: list = ()) -> Path:
         for verdict in verdicts[config.experiment.name]:
             claim = verdict.claim
             lines.append(
-                _row(
+                markdown_row(
                     claim.statement,
                     claim.source,
                     f"**{verdict.word}**",
@@ -75,7 +76,7 @@ def build_report(results_dir: Path, checks: list = ()) -> Path:
         first = per_cell[0][1]
         others = ", ".join(f"{cell} {'PASS' if check.passed else 'FAIL'}" for cell, check in per_cell[1:])
         lines.append(
-            _row(
+            markdown_row(
                 first.claim,
                 f"measured by `stateful-lab probe` ({name})",
                 f"**{'supported' if all(check.passed for _, check in per_cell) else 'not supported'}**",
@@ -131,7 +132,7 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
     if verdicts:
         lines += ["", "| claim | kind | article | ours | verdict |", "|---|---|---|---|---|"]
         lines += [
-            _row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
+            markdown_row(v.claim.statement, v.claim.kind, v.claim.article or "-", v.numbers, f"**{v.word}** ({v.rule})")
             for v in verdicts
         ]
     for name, draw in (
@@ -150,11 +151,6 @@ def _p_cell(verdict: Verdict) -> str:
     if verdict.p_value != verdict.p_value:
         return "-"
     return f"{verdict.p_value:.2g} / {verdict.p_adjusted:.2g}"
-
-
-def _row(*cells: str) -> str:
-    """A Markdown table row; a | inside a cell (|a - b|) would end the cell."""
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def plot_curves(config: ConfigResults, path: Path) -> bool:

@@ -8,13 +8,13 @@ It reads only the files a `run` wrote (never TensorFlow), so it answers at once.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stateful_lab.results.tables import METRICS, ConfigResults, ResultsError, csv_text, load_results, summarize
+from stateful_lab.results.formatting import csv_text, interval, json_ready, markdown_table
+from stateful_lab.results.tables import METRICS, ConfigResults, ResultsError, load_results, summarize
 
 FORMATS = ("table", "md", "csv", "json")
 SHOWABLE_METRICS = (
@@ -95,27 +95,13 @@ def render(table: pd.DataFrame, metrics: tuple[str, ...], output: str) -> str:
     if output == "csv":
         return csv_text(table)
     if output == "json":
-        records = [
-            {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
-            for row in table.to_dict("records")
-        ]
-        return json.dumps(records, indent=2) + "\n"
+        return json.dumps([json_ready(row) for row in table.to_dict("records")], indent=2) + "\n"
     cells = table[["config", "point", "variant", "finished", "diverged", "failed"]].astype(str)
     for metric in metrics:
         cells[f"{metric} [95% CI]"] = [
-            _interval(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+            interval(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
             for row in table.to_dict("records")
         ]
     if output == "md":
-        lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
-        lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
-        return "\n".join(lines) + "\n"
+        return "\n".join(markdown_table(list(cells.columns), list(cells.itertuples(index=False)))) + "\n"
     return cells.to_string(index=False) + "\n"
-
-
-def _interval(mean: float, low: float, high: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    if math.isnan(low):
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"

@@ -3,8 +3,6 @@ atomically, and the tables they hold, built from the runs' records."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterable
@@ -17,6 +15,7 @@ import pandas as pd
 from stateful_lab.atomic import write_atomic
 from stateful_lab.config.experiment import ConfigError, Experiment, parse_experiment, read_yaml
 from stateful_lab.errors import LabError
+from stateful_lab.results.formatting import csv_text, markdown_row, number
 from stateful_lab.runs.records import RunResult
 
 EPOCH_COLUMNS = [
@@ -159,7 +158,7 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
         "Final epoch, over seeds: mean ± std [95% BCa bootstrap interval of the mean] "
         "(runs that diverged or failed are counted, not averaged).",
         "",
-        "| " + " | ".join(header) + " |",
+        markdown_row(*header),
         "|" + "---|" * len(header),
     ]
     for row in summary.to_dict("records"):
@@ -170,11 +169,11 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
                 cells.append("n/a")
                 continue
             cells.append(
-                f"{mean:.3f} ± {_number(row[f'{metric}_std'])} "
-                f"[{_number(row[f'{metric}_ci_low'])}, {_number(row[f'{metric}_ci_high'])}]"
+                f"{mean:.3f} ± {number(row[f'{metric}_std'])} "
+                f"[{number(row[f'{metric}_ci_low'])}, {number(row[f'{metric}_ci_high'])}]"
             )
-        cells += [_number(row[name]) for name in baselines]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells += [number(row[name]) for name in baselines]
+        lines.append(markdown_row(*cells))
     if baselines:
         lines += [
             "",
@@ -187,10 +186,6 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
 def _count(row: dict) -> str:
     extra = [f"{row[f'n_{status}']} {status}" for status in ("diverged", "failed") if row[f"n_{status}"]]
     return str(row["n"]) + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _number(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
 def write_results(
@@ -218,24 +213,6 @@ def write_results(
     if forecasts is not None and len(forecasts):
         write_atomic(out_dir / "forecasts.csv", csv_text(forecasts))
     return summary
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    """The table as CSV, as to_csv(index=False, float_format="%.6g") writes it
-    (floats to six significant digits, a missing value as an empty field), but
-    formatted a column at a time and written by the csv module: to_csv formats
-    and writes value by value through several Python calls."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(frame.columns)
-    writer.writerows(zip(*(_csv_column(values) for _, values in frame.items())))
-    return buffer.getvalue()
-
-
-def _csv_column(values: pd.Series) -> list:
-    if values.dtype.kind == "f":
-        return [f"{value:.6g}" if value == value else "" for value in values.tolist()]
-    return ["" if value is None or value != value else value for value in values.tolist()]
 
 
 def tables(
@@ -283,18 +260,14 @@ def epoch_tables(results: list[RunResult]) -> list[str]:
         lines.append(f"seed {seed}" + "".join(f" {key}={value}" for key, value in point))
         for epoch in range(max(len(epochs) for epochs in per_variant.values())):
             cells = [
-                f"{variant}: Train: ({_cell(e['train_loss'])}, {_cell(e['train_accuracy'])}) "
-                f"Test: ({_cell(e['test_loss'])}, {_cell(e['test_accuracy'])})"
+                f"{variant}: Train: ({number(e['train_loss'], '.2f', '-')}, {number(e['train_accuracy'], '.2f', '-')}) "
+                f"Test: ({number(e['test_loss'], '.2f', '-')}, {number(e['test_accuracy'], '.2f', '-')})"
                 for variant, epochs in per_variant.items()
                 if epoch < len(epochs)
                 for e in [epochs[epoch]]
             ]
             lines.append(f"  Epoch: {epoch} (Loss, Acc) " + " | ".join(cells))
     return lines
-
-
-def _cell(value: float) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"
 
 
 def forecast_table(config: str, results: Iterable[tuple[RunResult, object]]) -> pd.DataFrame:
