@@ -2,6 +2,8 @@
 one model name, whose compiled programs round differently."""
 
 import os
+import subprocess
+import sys
 
 from stateful_lab.diagnostics.bench import nominal_peak_gflops
 from stateful_lab.provenance import cpu_fields, cpu_id, host
@@ -57,3 +59,14 @@ def test_a_measured_rate_above_the_nominal_peak_is_reported_as_a_faster_clock_no
     above = _against_nominal(achieved=5.0, matmul=peak * 1.2, nominal=(peak, 32))
     assert "%" not in above and f"at least {2596 * 1.2:.0f} MHz" in above
     assert _against_nominal(5.0, 100.0, None) == "."
+
+
+def test_a_child_of_a_large_parent_reports_its_own_peak_memory():
+    """ru_maxrss survives exec: a child of a large `run` process over many configs
+    would report the parent's peak as its own (it did: 1752.3 MB for every cost run)."""
+    ballast = bytearray(300 * 1024 * 1024)  # the parent's peak grows by 300 MB
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page
+    script = "from stateful_lab.provenance import peak_memory_mb; print(peak_memory_mb())"
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert float(child.stdout) < 200, child.stdout
+    del ballast

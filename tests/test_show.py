@@ -75,16 +75,21 @@ def test_the_table_format_aligns_intervals():
     assert len(rows) == 2 and all("[" in row and "]" in row for row in rows)
 
 
-def test_bad_requests_are_usage_errors(tmp_path):
-    for args, message in [
-        ((tmp_path,), "no result folders"),
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "no result folders"),
         ((RESULTS, "--where", "lag"), "expected KEY=VALUE"),
         ((RESULTS, "--sort", "speed"), "--sort speed: not a column"),
         ((RESULTS, "--metric", "speed"), "Invalid value for '--metric'"),
-    ]:
-        result = show(*args)
-        assert result.exit_code == 2, result.output
-        assert message in result.output and "Traceback" not in result.output
+    ],
+    ids=["empty folder", "where without a value", "unknown sort column", "unknown metric"],
+)
+def test_bad_requests_are_one_line_usage_errors(tmp_path, args, message):
+    result = show(*(args or (tmp_path,)))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
 
 
 def test_show_never_imports_tensorflow():

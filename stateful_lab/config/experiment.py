@@ -156,6 +156,8 @@ class Experiment(StrictModel):
     """The mapping this experiment was validated from, for sweep points and overrides."""
     _config_dir: Path | None = PrivateAttr(default=None)
     """The config file's folder: data file paths are relative to it."""
+    _points: list | None = PrivateAttr(default=None)
+    """The sweep points, validated once, on first use."""
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> Experiment:
@@ -196,7 +198,11 @@ class Experiment(StrictModel):
         one point, {} and the experiment itself, without a sweep."""
         if not self.sweep:
             return [({}, self)]
-        return [(point, _parse_one(source, self.name, self._config_dir)) for point, source in self._point_sources()]
+        if self._points is None:
+            self._points = [
+                (point, _parse_one(source, self.name, self._config_dir)) for point, source in self._point_sources()
+            ]
+        return self._points
 
     def _point_sources(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """Each sweep point with the mapping it is validated from."""
