@@ -5,6 +5,8 @@ Exit codes: 0 success; 2 bad usage or bad config; 1 a run that failed.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -15,12 +17,22 @@ import click
 
 from stateful_lab import __version__
 from stateful_lab.config.claims import PAIRWISE_TESTS
-from stateful_lab.config.experiment import ConfigError, Experiment, ModelConfig, TrainConfig, load_experiment
+from stateful_lab.config.experiment import (
+    MAX_RUNS,
+    ConfigError,
+    Experiment,
+    ModelConfig,
+    TrainConfig,
+    load_experiment,
+)
 from stateful_lab.console import BarProgress, LineProgress, quiet_tensorflow
 from stateful_lab.errors import LabError
 from stateful_lab.results.show import FORMATS, SHOWABLE_METRICS, render, show_table
 from stateful_lab.results.tables import METRICS
+from stateful_lab.userfiles import reason, shorten
 
+LISTED_POINTS = 50
+"""`validate` lists at most this many sweep points."""
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -110,6 +122,13 @@ def main(verbose: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Re-run runs whose results are already in the output folder.")
 @click.option("--quiet", is_flag=True, help="Print only warnings, the summary and where results went.")
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=MAX_RUNS,
+    show_default=True,
+    help="Refuse a config that makes more runs than this (a sweep's points x seeds x variants).",
+)
 def run(
     configs: tuple[str, ...],
     out: Path | None,
@@ -120,6 +139,7 @@ def run(
     scheduler: str | None,
     force: bool,
     quiet: bool,
+    max_runs: int,
 ) -> None:
     """Train every variant over every seed (and sweep point) of each CONFIG.
 
@@ -145,15 +165,18 @@ def run(
         raise click.UsageError(
             f"configs named {', '.join(repeated)} would write the same folder; give each its own name"
         )
-    from stateful_lab.execution.resources import ResourceError, check_resources, workers_for
+    from stateful_lab.execution.resources import check_resources, check_size, workers_for
 
-    for experiment, folder in zip(experiments, folders):
+    for config, experiment, folder in zip(configs, experiments, folders):
         _check_writable(folder)
         try:
-            for warning in check_resources(experiment):
+            check_size(experiment, max_runs)
+            for warning in check_resources(experiment):  # makes every sweep point: checks their combinations
                 click.echo(warning, err=True)
-        except ResourceError as error:
-            raise click.UsageError(f"{experiment.name}: {error}" if len(experiments) > 1 else str(error)) from None
+        except ConfigError as error:
+            raise ConfigErrorExit(config, error) from None
+        except LabError as error:
+            _exit_with(error)
     fitting = workers_for(experiments, jobs)
     if fitting < jobs:
         workers = f"{fitting} worker" + ("s" if fitting > 1 else "")
@@ -244,13 +267,15 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     experiment = _load(config, overrides)
     click.echo(experiment.to_yaml(), nl=False)
     if experiment.sweep:
-        runs = len(experiment.points) * len(experiment.seed_list) * len(experiment.variants)
         click.echo(
-            f"# sweep: {len(experiment.points)} points x {len(experiment.seed_list)} seeds x "
-            f"{len(experiment.variants)} variants = {runs} runs"
+            f"# sweep: {experiment.point_count} points x {len(experiment.seed_list)} seeds x "
+            f"{len(experiment.variants)} variants = {experiment.run_count} runs"
         )
-        for point, _ in experiment.points:
-            click.echo("#   " + ", ".join(f"{key}={value}" for key, value in point.items()))
+        points = itertools.product(*experiment.sweep.values())
+        for values in itertools.islice(points, LISTED_POINTS):
+            click.echo("#   " + ", ".join(f"{key}={value}" for key, value in zip(experiment.sweep, values)))
+        if experiment.point_count > LISTED_POINTS:
+            click.echo(f"#   ... and {experiment.point_count - LISTED_POINTS} more points")
 
 
 @main.command()
@@ -427,11 +452,18 @@ def compare(
 
 
 def _check_writable(out: Path) -> None:
-    """Fail before training, not after, when results could not be written."""
-    existing = next((parent for parent in (out, *out.parents) if parent.exists()), Path("."))
-    if not existing.is_dir() or not _can_write(existing):
-        raise click.UsageError(f"cannot write to {out} ({existing} is not a writable folder); choose another --out")
-
-
-def _can_write(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
+    """Fail before training, not after, when results could not be written: the
+    nearest existing folder on the way to `out` must be writable, and no name on
+    the way may be one the system refuses (too long, a link loop)."""
+    where = shorten(str(out), 200)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(out)
+        existing = next((parent for parent in (out, *out.parents) if os.path.lexists(parent)), Path("."))
+        os.stat(existing)  # a link loop or an over-long name fails here, in words
+    except OSError as error:
+        raise click.UsageError(f"cannot write to {where} ({reason(error)}); choose another --out") from None
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise click.UsageError(
+            f"cannot write to {where} ({shorten(str(existing), 200)} is not a writable folder); choose another --out"
+        )

@@ -5,11 +5,20 @@ run that failed)."""
 
 from __future__ import annotations
 
+MAX_MESSAGE = 2000
+"""The longest message an error prints, whatever it quotes."""
+
 
 class LabError(Exception):
     """A problem the lab explains in one line."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return (
+            text if len(text) <= MAX_MESSAGE else f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE} more characters)"
+        )
 
 
 class RunFailed(LabError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import (
 
 from stateful_lab.config.claims import Claim, claim_problems
 from stateful_lab.config.files import (
+    MAX_PROBLEMS,
     ConfigError,
     TaggedUnion,
     apply_overrides,
@@ -42,11 +44,16 @@ from stateful_lab.config.files import (
 )
 from stateful_lab.schema import StrictModel
 from stateful_lab.tasks import DEFAULT_TASK, TASKS, TaskData
+from stateful_lab.userfiles import echo
 
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A config's name names its results folder: a plain name, never a path."""
 
 STATEFUL_VARIANTS = ("stateful",)
+MAX_RUNS = 100_000
+"""The most runs one config may make (`run --max-runs` raises it)."""
+FULL_CHECK_POINTS = 10_000
+"""Sweeps of up to this many points have every point validated when loaded."""
 TIME_METRICS = ("epoch_seconds", "seconds_to_reach")
 RUN_LEVEL_KEYS = frozenset({"name", "description", "sweep", "claims", "seeds", "variants"})
 """Keys that name or shape the whole experiment, not one run of it: a sweep may
@@ -210,6 +217,21 @@ class Experiment(StrictModel):
             point = dict(zip(self.sweep, values))
             yield point, _point_source(self._source, point)
 
+    def _value_sources(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each swept value alone, the other keys as the config sets them."""
+        for key, values in self.sweep.items():
+            for value in values:
+                yield {key: value}, _point_source(self._source, {key: value})
+
+    @property
+    def point_count(self) -> int:
+        """How many sweep points there are, without making them."""
+        return math.prod(len(values) for values in self.sweep.values())
+
+    @property
+    def run_count(self) -> int:
+        return self.point_count * len(self.seed_list) * len(self.variants)
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -302,12 +324,20 @@ def parse_experiment(
         expect.select = {key: experiment.typed(key, value) for key, value in expect.select.items()}
         if expect.versus is not None:
             expect.versus = {key: experiment.typed(key, value) for key, value in expect.versus.items()}
-    for point, source in experiment._point_sources():
+    # Every point checked where that is cheap; in a larger sweep each swept value
+    # once (linear in the values, not their product), its combinations when run.
+    checked = (
+        experiment._point_sources() if experiment.point_count <= FULL_CHECK_POINTS else experiment._value_sources()
+    )
+    for point, source in checked:
         try:
             _parse_one(source, experiment.name, config_dir)
         except ConfigError as error:
-            label = ", ".join(f"{key}={value!r}" for key, value in point.items())
+            label = ", ".join(f"{key}={echo(value)}" for key, value in point.items())
             problems += [f"sweep point {label}: {problem}" for problem in error.problems]
+            if len(problems) >= MAX_PROBLEMS:
+                problems = [*problems[:MAX_PROBLEMS], "later sweep points not checked: fix these first"]
+                break
     if problems:
         raise ConfigError(problems)
     return experiment

@@ -13,14 +13,28 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stateful_lab.errors import LabError
+from stateful_lab.userfiles import UserFileError, echo, read_bytes, shorten
+
+MAX_CONFIG_BYTES = 2**20
+"""The largest config file the lab reads; a config is a few kilobytes."""
+MAX_DEPTH = 16
+"""The deepest nesting a config may have; the schema needs four levels."""
+MAX_PROBLEMS = 40
+MAX_LINE = 400
+"""An error lists at most this many problems, each at most this long, whatever it echoes."""
 
 
 class ConfigError(LabError, ValueError):
-    """A config that cannot run; `problems` has one line per problem."""
+    """A config that cannot run; `problems` has one line per problem, each cut to
+    a readable length (a message never grows with the value it quotes)."""
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
+        shown = problems if len(problems) <= MAX_PROBLEMS + 1 else problems[:MAX_PROBLEMS]
+        lines = [shorten(" ".join(problem.split("\n")), MAX_LINE) for problem in shown]
+        if len(shown) < len(problems):
+            lines.append(f"... and {len(problems) - MAX_PROBLEMS} more problems")
+        self.problems = lines
+        super().__init__("\n".join(lines))
 
 
 class DuplicateKey(yaml.YAMLError):
@@ -55,14 +69,38 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
+    """YAML text's value; nesting deeper than MAX_DEPTH is a ValueError (Python's
+    own recursion limit would otherwise end the parse in a RecursionError)."""
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise ValueError(f"nested too deeply to read (a config needs at most {MAX_DEPTH} levels)") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep; a config needs four")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value`, counted up to MAX_DEPTH + 1
+    without recursion (aliases may share one list many times: each is seen once)."""
+    deepest, stack, seen = 0, [(value, 1)], set()
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (list, dict)) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        stack += [(child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)]
+    return deepest
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read the config file ({error.strerror})"]) from None
+        data = read_bytes(path, MAX_CONFIG_BYTES, "the config file")
+    except UserFileError as error:
+        raise ConfigError([str(error)]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -71,7 +109,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     try:
         raw = parse_yaml(text)
-    except DuplicateKey as error:
+    except (DuplicateKey, ValueError) as error:
         raise ConfigError([f"{path}: {error}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -92,17 +130,17 @@ def apply_overrides(raw: dict[str, Any], overrides) -> None:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3"])
+            raise ConfigError([f"--set {echo(item)}: expected KEY=VALUE, e.g. --set train.epochs=3"])
         try:
             value = parse_yaml(text)
-        except DuplicateKey as error:
-            raise ConfigError([f"--set {item!r}: {error}"]) from None
+        except (DuplicateKey, ValueError) as error:
+            raise ConfigError([f"--set {echo(item)}: {error}"]) from None
         except yaml.YAMLError:
-            raise ConfigError([f"--set {item!r}: the value is not valid YAML"]) from None
+            raise ConfigError([f"--set {echo(item)}: the value is not valid YAML"]) from None
         try:
             set_dotted(raw, key, value)
         except ValueError as error:
-            raise ConfigError([f"--set {item!r}: {error}"]) from None
+            raise ConfigError([f"--set {echo(item)}: {error}"]) from None
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -147,12 +185,12 @@ def format_validation_errors(error: ValidationError, root: type[BaseModel]) -> l
         elif first["type"] == "union_tag_invalid":
             context = first["ctx"]
             lines.append(
-                f"{key}.{context['discriminator'].strip(chr(39))}: got {context['tag']!r}; "
+                f"{key}.{context['discriminator'].strip(chr(39))}: got {echo(context['tag'])}; "
                 f"must be one of {context['expected_tags']}"
             )
         else:
             allowed = " or ".join(dict.fromkeys(_allowed(item) for item, _ in items))
-            lines.append(f"{key}: got {first.get('input')!r}; {allowed}")
+            lines.append(f"{shorten(key)}: got {echo(first.get('input'))}; {allowed}")
     return lines
 
 
@@ -224,7 +262,7 @@ def _unknown_key_message(key: str, parent: Section, root: type[BaseModel]) -> st
     guess = difflib.get_close_matches(leaf, allowed, n=1)
     hint = f"did you mean {'.'.join([*parents, guess[0]])}? " if guess else ""
     section = ".".join(parents) or "the top level"
-    return f"{key}: unknown key; {hint}allowed under {section}: {', '.join(allowed)}"
+    return f"{shorten(key)}: unknown key; {hint}allowed under {section}: {', '.join(allowed)}"
 
 
 def _union_at(root: type[BaseModel], parents: list[str]) -> TaggedUnion | None:

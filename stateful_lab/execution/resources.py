@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from stateful_lab.config.experiment import Experiment
+from stateful_lab.config.experiment import MAX_RUNS, Experiment
 from stateful_lab.errors import LabError
 from stateful_lab.training.grouped.sizing import group_size, run_bytes
 
@@ -28,6 +28,18 @@ class Estimate:
     """The most one run needs, over the sweep points."""
     steps: int
     """Batch steps of every run together."""
+
+
+def check_size(experiment: Experiment, max_runs: int = MAX_RUNS) -> None:
+    """Raise ResourceError if the config makes more than `max_runs` runs: counted
+    from the sweep's lengths, before any point is made."""
+    runs = experiment.run_count
+    if runs > max_runs:
+        raise ResourceError(
+            f"{experiment.name}: {runs:,} runs ({experiment.point_count:,} sweep points x "
+            f"{len(experiment.seed_list)} seeds x {len(experiment.variants)} variants), above the limit of "
+            f"{max_runs:,}; shrink the sweep or the seeds, or raise the limit with --max-runs {runs}"
+        )
 
 
 def estimate(experiment: Experiment) -> Estimate:

@@ -96,7 +96,7 @@ class Planned:
         echo = progress.echo
         train = experiment.train
         echo(
-            f"{experiment.name}: task {experiment.data.task}, {len(experiment.points)} points x "
+            f"{experiment.name}: task {experiment.data.task}, {experiment.point_count} points x "
             f"{len(experiment.seed_list)} seeds x {len(experiment.variants)} variants = {len(units)} runs, "
             f"{train.epochs} epochs, trainer {train.trainer}"
         )

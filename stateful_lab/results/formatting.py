@@ -14,8 +14,8 @@ MISSING = "n/a"
 
 
 def missing(value: Any) -> bool:
-    """None or NaN: no figure."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or infinite: no figure (an infinite one is never a result)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def number(value: float, spec: str = ".3f", absent: str = MISSING) -> str:

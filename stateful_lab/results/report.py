@@ -158,7 +158,7 @@ def plot_curves(config: ConfigResults, path: Path) -> bool:
     experiment, metric = config.experiment, config.metric
     epochs = config.epochs[config.epochs["status"] == "ok"]
     keys = list(experiment.sweep)
-    if epochs.empty or len(experiment.points) > 8:
+    if epochs.empty or experiment.point_count > 8:
         return False  # a large sweep reads better in its sweep plot
     figure, axes = plt.subplots(figsize=(6.4, 4))
     # Colour says the variant, line style and marker the sweep point, so that

@@ -107,7 +107,20 @@ def load_folder(folder: Path) -> ConfigResults:
                 f"re-run the config into {folder}"
             ) from None
         tables.append(table)
+    tables[1] = not_a_number_diverged(tables[1])
     return ConfigResults(folder, experiment, *tables[:3], forecasts=tables[3] if optional else None, unjudged=unjudged)
+
+
+def not_a_number_diverged(runs: pd.DataFrame) -> pd.DataFrame:
+    """A runs table whose finished runs with an infinite final figure (written by
+    an older version, which let them pass) are marked diverged, so that no
+    summary, claim, `show` or `compare` averages or prints one as a result."""
+    figures = [column for column in (*METRICS, "test_rmse") if column in runs]
+    infinite = np.isinf(runs[figures].to_numpy(dtype=float)).any(axis=1) & (runs["status"] == "ok").to_numpy()
+    if infinite.any():
+        runs = runs.copy()
+        runs.loc[infinite, "status"] = "diverged"
+    return runs
 
 
 def summarize(runs: pd.DataFrame, group_keys: list[str], metrics: Iterable[str] = METRICS) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic import Field
 
 from stateful_lab.errors import LabError
 from stateful_lab.tasks.base import TaskData, register
+from stateful_lab.userfiles import UserFileError, echo, read_bytes, shorten
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SERIES = {"shampoo": ("shampoo.csv", "sales"), "airline": ("airline.csv", "passengers")}
@@ -123,7 +125,7 @@ class Forecast(TaskData):
         path = Path(self.csv).expanduser()
         if not path.is_absolute():
             path = (config_dir or Path.cwd()) / path
-        return self.model_copy(update={"csv": str(path.resolve())})
+        return self.model_copy(update={"csv": os.path.abspath(path)})  # never resolve(): a link loop raises
 
     def problems(self, batch_size: int) -> list[str]:
         if self.features != 1:
@@ -202,29 +204,71 @@ class Forecast(TaskData):
         return 3 * (x_train.size + x_test.size) + y_train.size + y_test.size, len(x_train)
 
 
+MAX_TABLE_BYTES = 256 * 2**20
+"""The largest CSV file the lab reads (a series of millions of values fits)."""
+MAX_MAGNITUDE = 1e150
+"""Values beyond this overflow float64 when differenced and squared (RMSE)."""
+
+
 def read_series(path: Path, column: str) -> np.ndarray:
-    """The column's values as float64, in file order; SeriesError names the problem."""
+    """The column's values as float64, in file order; SeriesError names the
+    problem, the file and where in it, in one line."""
     try:
-        with open(path, newline="", encoding="utf-8") as stream:
-            rows = list(csv.reader(stream))
-    except FileNotFoundError:
-        raise SeriesError(f"data.csv: {path} does not exist; give a CSV file's path relative to the config") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise SeriesError(f"data.csv: {path} cannot be read as CSV text ({error})") from None
-    if not rows:
-        raise SeriesError(f"data.csv: {path} is empty; it needs a header row and one value per row")
-    header = [name.strip() for name in rows[0]]
+        data = read_bytes(path, MAX_TABLE_BYTES, "a CSV file")
+    except UserFileError as error:
+        raise SeriesError(f"data.csv: {error}") from None
+    header, rows = _table(path, data)
     if column not in header:
-        raise SeriesError(f"data.column: {column!r} is not a column of {path}; its columns are {', '.join(header)}")
+        columns = shorten(", ".join(header), 200)
+        raise SeriesError(f"data.column: {echo(column)} is not a column of {path}; its columns are {columns}")
     index, values = header.index(column), []
-    for number, row in enumerate(rows[1:], start=2):
-        cell = row[index].strip() if index < len(row) else ""
+    for number, row in rows:
+        cell = row[index].strip()
         try:
             value = float(cell)
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            what = "empty" if not cell else f"not a finite number ({cell!r})"
+            what = "empty" if not cell else f"not a finite number ({echo(cell)})"
             raise SeriesError(f"data.csv: {path} row {number}, column {column!r} is {what}; every row needs a value")
+        if abs(value) > MAX_MAGNITUDE:
+            raise SeriesError(
+                f"data.csv: {path} row {number}, column {column!r} is {value:g}; values beyond "
+                f"{MAX_MAGNITUDE:g} overflow the forecast errors' arithmetic, so rescale the column"
+            )
         values.append(value)
     return np.array(values, dtype=np.float64)
+
+
+def _table(path: Path, data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the numbered rows of CSV bytes (UTF-8, a byte-order mark
+    allowed), every row as wide as the header and every column name once. A blank
+    line is a row of empty cells (in a one-column file, a missing value)."""
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+        parsed = list(csv.reader(lines))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise SeriesError(f"data.csv: {path} cannot be read as CSV text ({shorten(str(error))})") from None
+    if not parsed or not parsed[0]:
+        raise SeriesError(f"data.csv: {path} is empty; it needs a header row and one value per row")
+    header = [name.strip() for name in parsed[0]]
+    rows = [(number, row or [""] * len(header)) for number, row in enumerate(parsed[1:], start=2)]
+    if len(header) == 1 and ";" in header[0]:
+        raise SeriesError(
+            f"data.csv: {path} separates its columns with ';'; the lab reads comma-separated values, so save "
+            "it with ',' between columns and '.' as the decimal point"
+        )
+    for position, name in enumerate(header):
+        if name in header[:position]:
+            raise SeriesError(
+                f"data.csv: {path} names column {echo(name)} twice (columns {header.index(name) + 1} and "
+                f"{position + 1}); give each column its own name"
+            )
+    for number, row in rows:
+        if len(row) != len(header):
+            hint = " (a decimal comma? write 1.5, not 1,5)" if len(row) > len(header) else ""
+            raise SeriesError(
+                f"data.csv: {path} row {number} has {len(row)} cells and the header {len(header)}{hint}; "
+                "give every row one cell per column"
+            )
+    return header, rows

@@ -121,9 +121,11 @@ def epoch_result(epoch: int, figures, seconds: float, classification: bool, fore
 
 
 def diverged(epoch: EpochResult) -> bool:
-    """A run has diverged once a loss is no longer a finite number: nothing after
-    it is worth training or averaging."""
-    return not (math.isfinite(epoch.train_loss) and math.isfinite(epoch.test_loss))
+    """A run has diverged once a loss, or a forecasting run's RMSE, is no longer a
+    finite number: nothing after it is worth training, and no such figure is ever
+    averaged or printed as a result."""
+    figures = [epoch.train_loss, epoch.test_loss] + ([epoch.test_rmse] if epoch.forecasts else [])
+    return not all(math.isfinite(figure) for figure in figures)
 
 
 def record(result: RunResult, epoch: EpochResult) -> bool:
