@@ -11,6 +11,7 @@ from stateful_lab.execution import plan as planning
 from stateful_lab.execution import resources
 from stateful_lab.execution.plan import plan
 from stateful_lab.runs.unit import Unit, plan_units
+from stateful_lab.training import engine
 from stateful_lab.training.engine import train_group
 from stateful_lab.training.grouped.sizing import even_sizes, group_size, size_sensitive, split_sizes
 
@@ -59,14 +60,25 @@ def test_long_groups_are_cut_into_equal_parts_longest_first(monkeypatch):
     assert len(short) == 1  # too little compute to pay for a second compilation
 
 
-def test_a_size_sensitive_program_is_cut_into_parts_of_exactly_its_group_size():
+def test_a_size_sensitive_program_trains_in_groups_of_exactly_its_size(monkeypatch):
+    """The plan keeps whole groups in a work item; the engine trains them one
+    after another, each of exactly `group_size` runs, the last filled up."""
     stacked = smoke_experiment("stacked_clipnorm", "seeds=7")
     units = plan_units(stacked)
     assert size_sensitive(stacked, "stateful") and not size_sensitive(smoke_experiment("first_timestep"), "stateful")
     size = group_size(stacked, "stateful")
-    items = plan(units)
     assert 1 < size < len(units)
-    assert sorted(len(item) for item in items) == sorted([size] * (len(units) // size) + [len(units) % size])
+    items = plan(units)
+    assert all(len(item) % size == 0 for item in items[:-1]) and sum(items, []) == units
+    calls = []
+
+    def spy(items, shapes, group):
+        calls.append((len(items), group))
+        return [unit.result() for unit, _, _ in items]
+
+    monkeypatch.setattr(engine, "train_together", spy)
+    train_group(units)
+    assert calls == [(size, size)] * (len(units) // size) + [(len(units) % size, size)]
 
 
 def test_a_size_sensitive_run_gives_identical_figures_alone_and_in_a_full_group():

@@ -10,10 +10,8 @@ Library code raises `ConfigError`; the CLI turns it into exit status 2.
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import math
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -30,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from stateful_lab.config.checks import consistency_problems, sweep_key_problems
 from stateful_lab.config.claims import Claim, claim_problems
 from stateful_lab.config.files import (
     MAX_PROBLEMS,
@@ -46,15 +45,12 @@ from stateful_lab.schema import StrictModel
 from stateful_lab.tasks import DEFAULT_TASK, TASKS, TaskData
 from stateful_lab.userfiles import echo
 
-FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A config's name names its results folder: a plain name, never a path."""
 
-STATEFUL_VARIANTS = ("stateful",)
 MAX_RUNS = 100_000
 """The most runs one config may make (`run --max-runs` raises it)."""
 FULL_CHECK_POINTS = 10_000
 """Sweeps of up to this many points have every point validated when loaded."""
-TIME_METRICS = ("epoch_seconds", "seconds_to_reach")
 RUN_LEVEL_KEYS = frozenset({"name", "description", "sweep", "claims", "seeds", "variants"})
 """Keys that name or shape the whole experiment, not one run of it: a sweep may
 not vary them, and a run's settings (its cache key) leave them out."""
@@ -316,7 +312,10 @@ def parse_experiment(
     """Validate a raw mapping into a resolved Experiment, with every sweep point
     validated and resolved too, or raise ConfigError listing every problem."""
     experiment = _parse_one(raw, default_name, config_dir)
-    problems = claim_problems(experiment.claims, list(experiment.sweep)) + _sweep_key_problems(experiment.sweep)
+    sweepable = [key for key in config_keys() if key not in RUN_LEVEL_KEYS]
+    problems = claim_problems(experiment.claims, list(experiment.sweep)) + sweep_key_problems(
+        experiment.sweep, sweepable
+    )
     if problems:
         raise ConfigError(problems)
     for claim in experiment.claims:  # select as the runs' columns will hold the values
@@ -363,7 +362,7 @@ def _parse_one(raw: dict[str, Any], default_name: str, config_dir: Path | None =
         experiment = Experiment.model_validate(raw, context={"default_name": default_name, "config_dir": config_dir})
     except ValidationError as error:
         raise ConfigError(format_validation_errors(error, Experiment)) from None
-    problems = _consistency_problems(experiment)
+    problems = consistency_problems(experiment)
     if problems:
         raise ConfigError(problems)
     experiment._source = copy.deepcopy(raw)
@@ -382,78 +381,3 @@ def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[
         for member in members:
             keys += config_keys(member, f"{prefix}{name}.") if member else [prefix + name]
     return list(dict.fromkeys(keys))
-
-
-def _sweep_key_problems(sweep: dict[str, list[Any]]) -> list[str]:
-    known = [key for key in config_keys() if key not in RUN_LEVEL_KEYS]
-    problems = []
-    for key, values in sweep.items():
-        if key not in known:
-            guess = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {guess[0]}?" if guess else "; give a dotted key such as train.batch_size"
-            problems.append(f"sweep.{key}: not a key that can be swept{hint}")
-        elif not values:
-            problems.append(f"sweep.{key}: the list of values is empty; give at least one")
-    return problems
-
-
-def _consistency_problems(experiment: Experiment) -> list[str]:
-    data, model, train = experiment.data, experiment.model, experiment.train
-    problems = []
-    if not FOLDER_NAME.fullmatch(experiment.name):
-        problems.append(
-            f"name: {experiment.name!r} is not a plain folder name (it names the results folder); use letters, "
-            "digits, '.', '_' and '-', starting with a letter or digit"
-        )
-    if model.layers != len(model.units):
-        problems.append(
-            f"model.layers: {model.layers} does not match the {len(model.units)} entries of "
-            "model.units; give one units value per layer, or a single number"
-        )
-    if model.cell == "simple_rnn" and model.recurrent_activation != "sigmoid":
-        problems.append(
-            f"model.recurrent_activation: {model.recurrent_activation} is for gated cells; "
-            "simple_rnn has no gates, so remove it or use cell lstm or gru"
-        )
-    if any(units < 1 for units in model.units):
-        problems.append(f"model.units: {model.units} must all be at least 1")
-    if train.shuffle and any(v in STATEFUL_VARIANTS for v in experiment.variants):
-        problems.append(
-            "train.shuffle: true cannot be used with a stateful variant (shuffling breaks the "
-            "lane-to-lane order the state relies on); set shuffle: false or drop the variant"
-        )
-    if train.shuffle and train.trainer == "loop":
-        problems.append(
-            "train.shuffle: true needs train.trainer fit or train_on_batch; the compiled loop feeds batches in order"
-        )
-    timed = sorted({claim.id for claim in experiment.claims if claim.expect.metric in TIME_METRICS})
-    if timed and train.trainer == "loop" and train.group and not train.isolate:
-        problems.append(
-            f"claims {', '.join(timed)} compare time, but grouped runs (train.group: true) share one "
-            "program's time; set train.group: false to time runs one at a time"
-        )
-    if len(set(experiment.variants)) != len(experiment.variants):
-        problems.append(f"variants: {experiment.variants} lists a variant twice")
-    seeds = experiment.seeds
-    if isinstance(seeds, int) and seeds < 1:
-        problems.append(f"seeds: {seeds} must be at least 1 (N means seeds 0..N-1)")
-    if isinstance(seeds, list):
-        if not seeds:
-            problems.append("seeds: the list is empty; give at least one seed")
-        if any(seed < 0 for seed in seeds):
-            problems.append(f"seeds: {seeds} must be non-negative")
-        if len(set(seeds)) != len(seeds):
-            problems.append(f"seeds: {seeds} lists a seed twice")
-    if train.reset == "sequence" and experiment.windows_per_sequence == 1:
-        problems.append(
-            "train.reset: sequence needs sequences longer than one window (data.sequence_length "
-            "a multiple of data.timesteps, above it); use epoch, never or batch"
-        )
-    if "wide_window" in experiment.variants and (
-        experiment.per_step_targets or experiment.windows_per_sequence > 1 or not data.wide_window
-    ):
-        problems.append(
-            f"variants: wide_window predicts one label per window from the window before it; it cannot be used "
-            f"with task {data.task}, per-step targets or data.sequence_length"
-        )
-    return problems + data.problems(train.batch_size)

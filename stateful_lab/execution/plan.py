@@ -56,7 +56,7 @@ def estimated_seconds(item: list[Unit]) -> float:
     return COMPILE_SECONDS + len(item) * epochs * steps * (STEP_SECONDS + flops / FLOPS_PER_SECOND)
 
 
-PART_SECONDS = 40.0
+PART_SECONDS = 80.0
 """A long group is cut into parts of at most about this much estimated compute, so
 that several workers can share it; a constant, so that the cut never depends on
 --jobs or on what else runs."""
@@ -67,23 +67,26 @@ def plan(units: list[Unit]) -> list[list[Unit]]:
     or timing), longest first so that none starts last and holds up the end.
 
     Runs that share a program form a group, cut into parts of at most its
-    `group_size` (a size-sensitive program's into parts of exactly that size,
-    the engine filling the last) and of at most PART_SECONDS of estimated
-    compute, as long as each part's compute is at least four compilations (each
-    part pays its own); every other run is an item alone."""
+    `group_size` and of at most PART_SECONDS of estimated compute, as long as
+    each part's compute is at least four compilations (each part pays its own);
+    a size-sensitive program's parts hold whole groups of its `group_size`, which
+    the engine trains one after another (filling up the last). Every other run
+    is an item alone."""
     pieces = []
     for item in group_units(units):
         unit = item[0]
         if group_key(unit) is None:
             pieces.append((estimated_seconds(item), item))
             continue
-        largest = group_size(unit.experiment, unit.variant)
-        if size_sensitive(unit.experiment, unit.variant):  # parts of exactly `largest`, the last filled up
-            sizes = [min(largest, len(item) - start) for start in range(0, len(item), largest)]
+        compute = estimated_seconds(item) - COMPILE_SECONDS
+        parts = max(1, min(math.ceil(compute / PART_SECONDS), math.floor(compute / (4 * COMPILE_SECONDS))))
+        largest = min(group_size(unit.experiment, unit.variant), math.ceil(len(item) / parts))
+        if size_sensitive(unit.experiment, unit.variant):  # whole groups of group_size in each part
+            size = group_size(unit.experiment, unit.variant)
+            step = size * math.ceil(len(item) / parts / size)
+            sizes = [min(step, len(item) - start) for start in range(0, len(item), step)]
         else:
-            compute = estimated_seconds(item) - COMPILE_SECONDS
-            parts = max(1, min(math.ceil(compute / PART_SECONDS), math.floor(compute / (4 * COMPILE_SECONDS))))
-            sizes = even_sizes(len(item), min(largest, math.ceil(len(item) / parts)))
+            sizes = even_sizes(len(item), largest)
         start = 0
         for size in sizes:
             part, start = item[start : start + size], start + size

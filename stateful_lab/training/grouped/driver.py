@@ -7,7 +7,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from stateful_lab.config.experiment import STATEFUL_VARIANTS
+from stateful_lab.config.checks import STATEFUL_VARIANTS
 from stateful_lab.runs.records import RunResult
 from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import Dataset
