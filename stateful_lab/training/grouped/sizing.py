@@ -70,11 +70,18 @@ def size_sensitive(experiment: Experiment, variant: str) -> bool:
     return not fused(head_rows, spec.units[-1], 1)
 
 
+SENSITIVE_GROUP = 16
+"""A size-sensitive program's group size at most: every group of one is filled up
+to its size, so a large size would make a small config train many copies."""
+
+
 def group_size(experiment: Experiment, variant: str) -> int:
     """The most runs of this program a group takes: what fits the cache and
-    GROUP_BYTES. For a size-sensitive program, every group has exactly this size."""
+    GROUP_BYTES, and SENSITIVE_GROUP for a size-sensitive program, each of whose
+    groups has exactly this size."""
     widening = 2 if variant == "wide_window" else 1
-    return max(1, min(runs_in_cache(experiment), GROUP_BYTES // run_bytes(experiment, widening)))
+    largest = max(1, min(runs_in_cache(experiment), GROUP_BYTES // run_bytes(experiment, widening)))
+    return min(largest, SENSITIVE_GROUP) if size_sensitive(experiment, variant) else largest
 
 
 def even_sizes(runs: int, largest: int) -> list[int]:
