@@ -49,6 +49,26 @@ def test_each_folder_imports_only_what_sits_below_it(folder):
     assert {path: names for path, names in wrong.items() if names} == {}
 
 
+def test_run_checks_and_plans_a_config_before_importing_tensorflow():
+    """A pooled run starts its workers (each importing TensorFlow) before this
+    process imports its own: everything `run` does before that must not load it."""
+    script = """
+import sys
+from stateful_lab.cli import main
+from stateful_lab.config.experiment import load_experiment
+from stateful_lab.execution import session
+from stateful_lab.execution.resources import check_resources, check_size, workers_for
+experiment = load_experiment("configs/stacked_clipnorm.yaml")
+check_size(experiment)
+check_resources(experiment)
+assert workers_for([experiment], 2) >= 1
+print(sorted(name for name in ("tensorflow", "keras") if name in sys.modules))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_results_side_runs_without_tensorflow(tmp_path):
     """Every module under results/ imported, and show, compare and report run on a
     small folder, in a fresh process that never loads TensorFlow or Keras."""

@@ -303,13 +303,13 @@ def test_every_engine_knows_every_name_the_config_accepts(field):
     import typing
 
     from stateful_lab.config.experiment import ModelConfig, TrainConfig
-    from stateful_lab.training import models
+    from stateful_lab.training import models, shapes
     from stateful_lab.training.grouped import cells, optimizers
 
     schema = TrainConfig if field == "optimizer" else ModelConfig
     accepted = set(typing.get_args(schema.model_fields[field].annotation))
     tables = {
-        "cell": [models.CELLS, models.GATES, cells.STATES],
+        "cell": [models.CELLS, shapes.GATES, cells.STATES],
         "loss": [models.LOSSES, optimizers.LOSSES],
         "optimizer": [models.OPTIMIZERS, optimizers.RULES],
     }[field]

@@ -35,7 +35,8 @@ from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import make_dataset
 from stateful_lab.training.engine import prepared
 from stateful_lab.training.grouped.program import GroupedLoop
-from stateful_lab.training.models import GATES, build_model
+from stateful_lab.training.models import build_model
+from stateful_lab.training.shapes import GATES
 from stateful_lab.training.trainers import train_loop
 
 REPEATS = 3

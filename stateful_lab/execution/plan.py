@@ -12,7 +12,7 @@ import math
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.training.engine import group_key
 from stateful_lab.training.grouped.sizing import even_sizes, group_size, size_sensitive
-from stateful_lab.training.models import GATES
+from stateful_lab.training.shapes import GATES
 
 
 def group_units(units: list[Unit]) -> list[list[Unit]]:
@@ -74,19 +74,18 @@ def plan(units: list[Unit]) -> list[list[Unit]]:
     is an item alone."""
     pieces = []
     for item in group_units(units):
-        unit = item[0]
-        if group_key(unit) is None:
+        experiment, variant = item[0].experiment, item[0].variant
+        if group_key(item[0]) is None:  # a run alone
             pieces.append((estimated_seconds(item), item))
             continue
         compute = estimated_seconds(item) - COMPILE_SECONDS
         parts = max(1, min(math.ceil(compute / PART_SECONDS), math.floor(compute / (4 * COMPILE_SECONDS))))
-        largest = min(group_size(unit.experiment, unit.variant), math.ceil(len(item) / parts))
-        if size_sensitive(unit.experiment, unit.variant):  # whole groups of group_size in each part
-            size = group_size(unit.experiment, unit.variant)
+        size = group_size(experiment, variant)
+        if size_sensitive(experiment, variant):  # whole groups of `size` in each part
             step = size * math.ceil(len(item) / parts / size)
             sizes = [min(step, len(item) - start) for start in range(0, len(item), step)]
         else:
-            sizes = even_sizes(len(item), largest)
+            sizes = even_sizes(len(item), min(size, math.ceil(len(item) / parts)))
         start = 0
         for size in sizes:
             part, start = item[start : start + size], start + size

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from stateful_lab.config.experiment import Experiment
+from stateful_lab.training.shapes import GATES
 
 # Loss objects, not functions: they reduce to the batch mean the way fit does,
 # and the loop trainer calls the very same object.
@@ -84,10 +85,6 @@ def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int
     metrics = [keras.metrics.BinaryAccuracy(name="accuracy")] if experiment.classification else []
     model.compile(optimizer=make_optimizer(experiment), loss=LOSSES[spec.loss](), metrics=metrics)
     return model
-
-
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
-"""Weight blocks per recurrent cell: LSTM i, f, c, o; GRU z, r, h; SimpleRNN one."""
 
 
 def initial_weights(experiment: Experiment, seed: int) -> list[np.ndarray]:

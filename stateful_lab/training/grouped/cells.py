@@ -8,14 +8,12 @@ import keras
 import tensorflow as tf
 
 from stateful_lab.training.models import RECURRENT_ACTIVATIONS
+from stateful_lab.training.shapes import fused
 
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 """State tensors per layer: an LSTM carries h and c, the others h only."""
 
 GATE_FUNCTIONS = {name: keras.activations.get(function) for name, function in RECURRENT_ACTIVATIONS.items()}
-
-FUSED_DOT_SIZE = 4096
-"""n * k * m up to which products are fused (both forms timed in commit 7bfb5f4)."""
 
 
 class StackedCell:
@@ -70,11 +68,6 @@ class StackedCell:
         h = dot(inputs, kernel) + biases[0]
         h = self.activation(h + dot(previous, recurrent))
         return h, [h]
-
-
-def fused(n: int, k: int, m: int) -> bool:
-    """Whether an (n, k) x (k, m) product is small enough to fuse (`fused_dot`)."""
-    return n * k * m <= FUSED_DOT_SIZE
 
 
 def dot(a, b):

@@ -13,9 +13,10 @@ import tensorflow as tf
 from stateful_lab.config.experiment import Experiment
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
-from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, fused, fused_dot
+from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, fused_dot
 from stateful_lab.training.grouped.optimizers import LOSSES, StackedOptimizer
 from stateful_lab.training.models import initial_weights
+from stateful_lab.training.shapes import fused
 
 EPOCHS_PER_CALL = 100
 """Epochs a compiled call trains at most: a 1000-epoch forecasting group makes 10

@@ -3,7 +3,7 @@
 A group's size is a pure function of the config: never of `--jobs`, of the memory
 free at run time or of timing, so that planning never changes a number. It
 matters because a run whose matrix products are large enough for XLA's batched
-kernel (`cells.fused` says which) differs in its last bits with the number of runs
+kernel (`shapes.fused` says which) differs in its last bits with the number of runs
 in its batch: such a run always trains in a group of exactly `group_size` runs,
 the last group filled up with copies whose results are dropped
 (tests/test_planning.py).
@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 
 from stateful_lab.config.experiment import Experiment
-from stateful_lab.training.grouped.cells import fused
-from stateful_lab.training.models import GATES
+from stateful_lab.training.shapes import GATES, fused
 
 FLOAT_BYTES = 4
 ARRAY_COPIES = 3
