@@ -48,7 +48,7 @@ def quiet_tensorflow() -> None:
     def restore() -> None:
         sys.stderr.flush()
         os.dup2(original, 2)  # closes the pipe's last writer in this process
-        os.write(stop_write, b"x")  # children may still hold it open (loky's resource tracker
+        os.write(stop_write, b"x")  # children may still hold it open (a worker process
         copier.join(timeout=2)  # does, until this process ends): copy what is there, then stop
 
     atexit.register(restore)

@@ -22,7 +22,6 @@ PACKAGES = (
     "pydantic",
     "click",
     "pyyaml",
-    "joblib",
     "distributed",
     "matplotlib",
 )

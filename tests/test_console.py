@@ -41,7 +41,7 @@ def test_only_tensorflow_log_lines_are_dropped():
 
 def test_copying_stops_when_told_though_a_child_still_holds_the_pipe():
     """At exit the copier copies what is in the pipe and stops, without waiting for
-    an end of file that a still-running child (loky's resource tracker) would
+    an end of file that a still-running child (a worker process being stopped) would
     hold back until this process had ended."""
     read_end, write_end = os.pipe()  # write_end stays open: the child's copy
     target_read, target_write = os.pipe()

@@ -286,6 +286,50 @@ def test_a_full_disk_fails_with_one_line_and_leaves_no_partial_files(tmp_path, m
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and path.name != ".lock"]
 
 
+def test_a_worker_killed_in_the_middle_of_a_group_loses_only_its_own_runs(tmp_path):
+    """With --jobs 2, SIGKILL of one worker while it trains a group: that group's
+    runs, and only they, are reported lost and stored as failed (so the run exits 1
+    and a re-run trains them), the other worker's and the queued groups finish, and
+    the re-run completes the folder to the numbers of a run nobody interrupted."""
+    import os
+    import threading
+
+    from stateful_lab.execution import workers
+
+    sweep = smoke("lag_copy", "sweep={data.lag: [2, 8], model.units: [2, 3, 4]}")  # 3 groups of 8 runs
+    whole = run_cli(*sweep, "--out", tmp_path / "whole", "--jobs", "2")
+    assert whole.exit_code == 0, whole.output
+    killed, lost, victim = tmp_path / "killed", [], []
+
+    def kill_one_worker_once_a_group_is_stored():
+        deadline = time.monotonic() + 120
+        while not list((killed / "units").glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # the worker that stored it was handed the next group before its results came back
+        pid, units = next(iter(workers.executor(2).in_flight().items()))
+        lost.extend(unit.label for unit in units)
+        victim.append(pid)
+        os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one_worker_once_a_group_is_stored)
+    killer.start()
+    result = run_cli(*sweep, "--out", killed, "--jobs", "2")
+    killer.join()
+    assert result.exit_code == 1, result.output
+    assert len(lost) == 8
+    reported = [line for line in result.output.splitlines() if line.startswith("FAILED ")]
+    assert sorted(line.split(": ")[0].removeprefix("FAILED ") for line in reported) == sorted(lost)
+    reason = "was killed by SIGKILL while training it (with 7 other runs); a re-run trains it"
+    assert all(f": lost: worker process {victim[0]} {reason}" in line for line in reported)
+    runs = pd.read_csv(killed / "runs.csv")
+    assert (runs["status"] == "failed").sum() == 8 and (runs["status"] == "ok").sum() == 16
+
+    resumed = run_cli(*sweep, "--out", killed, "--jobs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    assert "ran 8 of 24 runs" in resumed.output
+    pd.testing.assert_frame_equal(numbers(killed), numbers(tmp_path / "whole"))
+
+
 def test_a_run_killed_hard_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
     sweep = smoke("lag_copy", "train.group=false")  # 4 sweep points x 2 seeds x 2 variants, one at a time
     assert run_cli(*sweep, "--out", tmp_path / "whole").exit_code == 0

@@ -1,7 +1,7 @@
 """Where work items train: in this process one after another, on a pool of local
-worker processes (joblib's loky executor, shared by several configs), or on a
-Dask cluster. Every backend runs an item with `dispatch.run_item` and yields the
-runs' results as they finish."""
+worker processes (`workers`, shared by several configs), or on a Dask cluster.
+Every backend runs an item with `dispatch.run_item` and yields the runs' results
+as they finish."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, as_completed, wait
 from dataclasses import replace
 
-from stateful_lab import provenance
 from stateful_lab.errors import LabError
 from stateful_lab.execution import workers
 from stateful_lab.execution.dispatch import run_item
@@ -53,7 +52,7 @@ class WorkPool:
         pieces = plan([units[0][1] for units in wanted.values()])
         futures: list[list] = [[] for _ in todos]
         for piece in pieces:
-            future = self.executor.submit(_run_reporting_memory, piece, self.threads)
+            future = self.executor.submit(piece, self.threads)
             for config in sorted({config for unit in piece for config, _ in wanted[unit.key]}):
                 futures[config].append(future)
         self.futures = futures
@@ -90,7 +89,7 @@ class WorkPool:
     def shutdown(self) -> None:
         """Stop the workers now: the work is done, or the run was interrupted (queued
         work is abandoned)."""
-        self.executor.shutdown(wait=False, kill_workers=True)
+        self.executor.shutdown()
 
 
 def execute(
@@ -102,17 +101,29 @@ def execute(
     if scheduler:
         yield from _execute_on_dask(items, scheduler)
     elif jobs > 1 and len(items) > 1:
-        from joblib import Parallel, delayed
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-        begin(f"{min(jobs, len(items))} at a time")
-        for results in parallel(delayed(run_item)(item, threads) for item in items):
-            yield from results
+        yield from _execute_on_workers(items, jobs, begin)
     else:
         for item in items:
             begin(item[0].label if len(item) == 1 else f"{len(item)} runs together: {_group_label(item)}")
             yield from run_item(item)
+
+
+def _execute_on_workers(items: list[list[Unit]], jobs: int, begin: Callable[[str], None]) -> Iterator[RunResult]:
+    """The items on the pool of `jobs` workers (kept for the next config when all
+    went well; stopped at once if the caller stops early, so no work goes on
+    unseen). A worker that dies loses its own item only (`workers`)."""
+    pool = workers.executor(jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    futures = [pool.submit(item, threads) for item in items]
+    begin(f"{min(jobs, len(items))} at a time")
+    finished = False
+    try:
+        for future in as_completed(futures):
+            yield from future.result()[0]
+        finished = True
+    finally:
+        if not finished:
+            pool.shutdown()
 
 
 def _group_label(units: list[Unit]) -> str:
@@ -142,8 +153,3 @@ def _execute_on_dask(items: list[list[Unit]], address: str) -> Iterator[RunResul
         futures = client.map(run_item, items, threads=1, pure=False)
         for future in as_completed(futures):
             yield from future.result()
-
-
-def _run_reporting_memory(units: list[Unit], threads: int) -> tuple[list[RunResult], float]:
-    """A work item's results and the worker's peak memory so far."""
-    return run_item(units, threads), provenance.peak_memory_mb()

@@ -104,7 +104,7 @@ def _run_pooled(
             if pool is not None:
                 pool.shutdown()
             else:
-                workers.executor(jobs).shutdown(wait=False, kill_workers=True)
+                workers.executor(jobs).shutdown()
     reporter.note(
         f"peak memory: {provenance.peak_memory_mb():.0f} MB in this process, {pool.worker_peak_mb:.0f} MB in the "
         f"largest of {jobs} workers"
