@@ -16,6 +16,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+EXAMPLES = ROOT / "examples"
 SMOKE_EPOCHS = 2
 
 
@@ -69,9 +70,9 @@ def smoke(name: str, *more: str) -> list[str]:
     return [str(path), *(arg for item in [*smoke_overrides(path), *more] for arg in ("--set", item))]
 
 
-def smoke_experiment(name: str, *more: str):
-    """The Experiment of a smoke run of configs/NAME.yaml."""
-    path = CONFIGS / f"{name}.yaml"
+def smoke_experiment(name: str | Path, *more: str):
+    """The Experiment of a smoke run of configs/NAME.yaml (or of the config at a path)."""
+    path = name if isinstance(name, Path) else CONFIGS / f"{name}.yaml"
     return load_experiment(path, [*smoke_overrides(path), *more])
 
 

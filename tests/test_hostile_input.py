@@ -20,7 +20,7 @@ from stateful_lab.errors import MAX_MESSAGE
 from stateful_lab.results.formatting import number
 from stateful_lab.results.tables import not_a_number_diverged
 from stateful_lab.runs.records import EpochResult
-from stateful_lab.tasks import forecast
+from stateful_lab.tasks import csvfile
 from stateful_lab.tasks.forecast import SeriesError, read_series
 from stateful_lab.training import protocol
 
@@ -51,7 +51,7 @@ def test_a_pipe_is_refused_without_opening_it(tmp_path):
 def test_a_file_above_the_limit_is_refused_with_its_size_and_the_limit(tmp_path, monkeypatch):
     path = tmp_path / "big.csv"
     path.write_text(SERIES)
-    monkeypatch.setattr(forecast, "MAX_TABLE_BYTES", 100)
+    monkeypatch.setattr(csvfile, "MAX_TABLE_BYTES", 100)
     message = series_error(path)
     assert f"{path.stat().st_size} bytes, above the 100 bytes" in message
 

@@ -203,6 +203,13 @@ OTHER_VALUES = {
     "data.test_size": ("forecast", 6, []),
     "data.prime": ("forecast", False, []),
     "data.forecast_reset": ("forecast", "each", []),
+    "data.scale": ("forecast", "standard", []),
+    "data.scale_fit": ("forecast", "whole", []),
+    "data.season": ("forecast", 4, []),
+    "data.ridge_alpha": ("forecast", 0.5, []),
+    "data.inputs": ("table", "[value, other]", []),
+    "data.horizon": ("table", 2, []),
+    "data.test_fraction": ("table", 0.3, []),
     "model.units": ("first_timestep", 4, []),
     "model.cell": ("first_timestep", "gru", []),
     "model.recurrent_activation": ("first_timestep", "hard_sigmoid", []),
@@ -250,7 +257,8 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key,
         (tmp_path / name).write_text("value,other\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(40)))
     value = str(value).replace("{tmp}", str(tmp_path))
     context = [item.replace("{tmp}", str(tmp_path)) for item in context]
-    base = parse_experiment({"data": {"task": task}}).override(*context)
+    required = {"csv": f"{tmp_path}/a.csv", "target": "value"} if task == "table" else {}
+    base = parse_experiment({"data": {"task": task, **required}}).override(*context)
     changed = base.override(f"{key}={value}")
     shares = key in RUN_LEVEL_KEYS or key.removeprefix("data.") in TASKS[task].value_keys
     same = CompiledLoop.key(base, "stateful", 64, 32) == CompiledLoop.key(changed, "stateful", 64, 32)

@@ -32,7 +32,13 @@ EPOCH_COLUMNS = [
 ]
 METRICS = ("test_accuracy", "test_loss")
 """The final-epoch metrics every summary has; a task may add its own (TaskData.metrics)."""
-BASELINES = ("persistence_rmse",)
+BASELINES = ("persistence_rmse", "seasonal_naive_rmse", "ridge_rmse")
+"""The forecasting tasks' baselines (tasks.windows), each the same for every seed."""
+BASELINE_MEANINGS = {
+    "persistence_rmse": "the persistence forecast (the last observed value)",
+    "seasonal_naive_rmse": "the seasonal naive forecast (the value one season back)",
+    "ridge_rmse": "a ridge regression on the same input window, fitted on the training part",
+}
 """Figures that are the same for every run of a sweep point (a forecasting task's
 persistence forecast), shown beside the metrics."""
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -188,11 +194,9 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
         cells += [number(row[name]) for name in baselines]
         lines.append(markdown_row(*cells))
     if baselines:
-        lines += [
-            "",
-            "persistence_rmse: the RMSE of the persistence forecast (next value = last observed "
-            "value) over the same test part; it is the same for every seed.",
-        ]
+        lines.append("")
+        lines += [f"{name}: the RMSE over the same test part of {BASELINE_MEANINGS[name]}." for name in baselines]
+        lines.append("Each baseline is the same for every seed.")
     return "\n".join(lines) + "\n"
 
 

@@ -13,10 +13,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from stateful_lab.tasks import collocated, first_timestep, forecast, lag_copy, random_series  # noqa: F401  (registers them)
+from stateful_lab.tasks import (  # noqa: F401  (registers them)
+    collocated,
+    first_timestep,
+    forecast,
+    lag_copy,
+    random_series,
+    table,
+)
 from stateful_lab.tasks.base import TASKS, TaskData
 from stateful_lab.tasks.batching import cut_sequences, join_previous_window, trim_to_batches
-from stateful_lab.tasks.forecast import ForecastSet
+from stateful_lab.tasks.windows import ForecastSet
 
 DEFAULT_TASK = "first_timestep"
 """The task of a config whose `data:` section names none."""
@@ -37,9 +44,9 @@ class Dataset:
 
     @property
     def baselines(self) -> dict[str, float]:
-        """The figures a model must beat, the same for every seed: the
-        persistence forecast's RMSE for a forecasting task."""
-        return {"persistence_rmse": self.forecast.persistence_rmse} if self.forecast is not None else {}
+        """The figures a model must beat, the same for every seed: for a
+        forecasting task, the RMSE of each baseline forecast (tasks.windows)."""
+        return self.forecast.baselines if self.forecast is not None else {}
 
 
 def make_dataset(data: TaskData, batch_size: int, seed: int) -> Dataset:

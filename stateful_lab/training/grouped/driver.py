@@ -11,7 +11,7 @@ from stateful_lab.config.checks import STATEFUL_VARIANTS
 from stateful_lab.runs.records import RunResult
 from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import Dataset
-from stateful_lab.tasks.forecast import ForecastSets
+from stateful_lab.tasks.windows import ForecastSets
 from stateful_lab.training import protocol
 from stateful_lab.training.grouped.program import GroupedLoop
 
