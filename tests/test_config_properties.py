@@ -18,6 +18,8 @@ from stateful_lab.config.experiment import ConfigError, config_keys, parse_exper
 from stateful_lab.config.files import apply_overrides, set_dotted
 from stateful_lab.tasks import TASKS
 
+from .conftest import EXAMPLES
+
 KEYS = config_keys()
 WORDS = [
     "stateless",
@@ -114,8 +116,13 @@ def plausible(draw):
     if "sequence_length" in fields and draw(st.booleans()):
         data["sequence_length"] = data["timesteps"] * draw(mostly([1, 2, 3], 10**9))
     for key in ("layout", "target"):
-        if key in fields:
+        if key in fields and task != "table":
             data[key] = draw(mostly(list(fields[key].annotation.__args__), "sideways"))
+    if task == "table":  # a real table: examples/tank.csv, a target and inputs among its columns
+        data["csv"] = str(EXAMPLES / "tank.csv")
+        data["target"] = draw(mostly(["level", "inflow"], "no such column"))
+        data["inputs"] = draw(st.lists(st.sampled_from(["inflow", "temperature", "level"]), min_size=1, unique=True))
+        data["horizon"] = draw(mostly([0, 1, 2], 10**9))
     if task == "random_series":
         data["features"] = draw(st.integers(1, 3))
     return {

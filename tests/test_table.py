@@ -162,3 +162,187 @@ def test_a_table_run_from_the_command_line_writes_every_baseline(tmp_path):
         assert name in summary
     with pytest.raises(SeriesError):
         cut(inputs[:5, None], inputs[:5], timesteps=1, horizon=1, difference=0, test_size=5)
+
+
+# -- several series in one file: entities on lanes ----------------------------------
+
+
+def entity_table(path, lengths=(9, 14, 7, 11, 8), seed=0):
+    """Entities e0, e1, ... of the given lengths, long format, a step column."""
+    rng = np.random.default_rng(seed)
+    lines = ["name,step,u,y"]
+    for entity, length in enumerate(lengths):
+        u = rng.standard_normal(length)
+        y = np.cumsum(u) * 0.3 + entity
+        lines += [f"e{entity},{step},{float(u[step])!r},{float(y[step])!r}" for step in range(length)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def entity_experiment(csv, **data):
+    return parse_experiment(
+        {
+            "data": {
+                "task": "table",
+                "csv": str(csv),
+                "entity": "name",
+                "order": "step",
+                "inputs": ["u", "y"],
+                "target": "y",
+                "test_size": 2,
+                **data,
+            },
+            "model": {"units": 3},
+            "train": {"batch_size": 2, "epochs": 2, "reset": "never"},
+        }
+    )
+
+
+def test_entities_fill_the_lanes_in_turn_each_lane_zeroed_only_where_it_takes_the_next():
+    """Five entities of 7, 12, 5, 9 and 6 windows on two lanes, each to the lane
+    with the fewest windows so far, the first on a tie: e0 -> lane 0 (7), e1 ->
+    lane 1 (12), e2 -> lane 0 (12), e3 -> lane 0 on the tie (21), e4 -> lane 1 (18).
+    Both lanes are cut to 18 windows (e3 loses its last 3), and each lane starts
+    where its own entities start."""
+    from stateful_lab.tasks.windows import Lanes
+
+    counts = [7, 12, 5, 9, 6]
+    lanes = Lanes(counts, counts, [f"e{index}" for index in range(5)])
+    x = np.arange(sum(counts), dtype=float)[:, None, None]  # window i holds the number i
+    xs, ys, starts, dropped = lanes.arrays(x, x[:, 0, 0], counts, batch_size=2)
+    assert dropped == 3 and starts.shape == (18, 2)
+    lane0, lane1 = xs[0::2, 0, 0], xs[1::2, 0, 0]
+    np.testing.assert_array_equal(lane0, [*range(0, 7), *range(19, 24), *range(24, 30)])  # e0, e2, e3 (cut)
+    np.testing.assert_array_equal(lane1, [*range(7, 19), *range(33, 39)])  # e1, e4
+    assert np.flatnonzero(starts[:, 0]).tolist() == [0, 7, 12] and np.flatnonzero(starts[:, 1]).tolist() == [0, 12]
+
+
+def test_a_lanes_reset_zeroes_that_lane_alone_and_what_follows_an_entity_knows_nothing_of_it(tmp_path):
+    """Measured on a stateful Keras model fed the lane-packed batches with the
+    engines' lane resets (`protocol.zero_lanes`): changing every input of entity
+    e0 changes nothing, exactly, in the outputs of the entity that follows it on
+    its lane, nor in any output of the other lane; and zeroing one lane leaves the
+    other lane's state bit for bit as it was."""
+    import tensorflow as tf
+
+    from stateful_lab.training import protocol
+    from stateful_lab.training.models import build_model, state_variables
+
+    csv = entity_table(tmp_path / "a.csv")
+    experiment = entity_experiment(csv)
+    data = experiment.data
+    x, _, _, _ = data.generate(2, None)
+    starts, _ = data.lane_starts(2)
+
+    def outputs(inputs):
+        model = build_model(experiment, "stateful", 2, seed=0)
+        states = state_variables(model)
+        values = []
+        for batch in range(len(starts)):
+            protocol.zero_lanes(states, tf.constant(starts[batch]))
+            values.append(model(inputs[2 * batch : 2 * batch + 2], training=False).numpy())
+        return np.concatenate(values)[:, 0]
+
+    base = outputs(x)
+    changed = x.copy()
+    windows = data.windows
+    first = windows.lanes.train_counts[0]
+    e0 = np.isin(x, windows.x_train[:first]).all(axis=(1, 2))  # e0's windows, wherever the packing put them
+    changed[e0] += 5.0
+    moved = outputs(changed)
+    assert np.abs(moved[e0] - base[e0]).max() > 1e-3  # the change is seen where it is made
+    np.testing.assert_array_equal(moved[~e0], base[~e0])  # and nowhere else, exactly
+
+    model = build_model(experiment, "stateful", 2, seed=0)
+    states = state_variables(model)
+    model(x[:2], training=False)
+    before = [state.numpy().copy() for state in states]
+    protocol.zero_lanes(states, tf.constant([True, False]))
+    for old, new in zip(before, states, strict=True):
+        assert (new.numpy()[0] == 0).all() and (old[0] != 0).any()
+        np.testing.assert_array_equal(new.numpy()[1], old[1])
+
+
+def test_forecasts_walk_through_each_entity_from_a_zero_state(tmp_path):
+    """Changing entity e1's inputs in its test part (the scaling is fitted on the
+    training parts, so it stays as it was: the test checks through the other
+    entities' windows) moves e1's forecasts and no forecast of the entity after it
+    in the walk: the state is zeroed at each entity's first window. (Training-time
+    isolation along a lane is measured by the test before.)"""
+    from stateful_lab.training.models import build_model
+    from stateful_lab.training.trainers import EagerForecaster
+
+    original = entity_table(tmp_path / "a.csv")
+    lines = original.read_text().splitlines()
+    changed = [lines[0]]
+    for line in lines[1:]:
+        name, step, u, y = line.split(",")
+        late = name == "e1" and int(step) >= 12  # e1 has 14 rows, its last 2 the test part
+        changed.append(f"{name},{step},{float(u) + (3.0 if late else 0.0)!r},{y}")
+    (tmp_path / "b.csv").write_text("\n".join(changed) + "\n")
+    forecasts, walks = [], []
+    for name in ("a.csv", "b.csv"):
+        experiment = entity_experiment(tmp_path / name)
+        dataset = make_dataset(experiment.data, 2, seed=0)
+        model = build_model(experiment, "stateful", 2, seed=0)
+        forecasts.append(np.array(EagerForecaster(experiment, "stateful", dataset)(model)["forecasts"]))
+        walks.append(dataset.forecast.walk.windows)
+    e1_windows = slice(8, 8 + 13)  # e0 has 8 windows (9 rows, differenced), e1 13
+    np.testing.assert_array_equal(walks[0][:8], walks[1][:8])  # the scaling did not move
+    np.testing.assert_array_equal(walks[0][21:], walks[1][21:])
+    assert not np.array_equal(walks[0][e1_windows], walks[1][e1_windows])
+    assert len(forecasts[0]) == 5 * 2  # every entity's last 2 rows
+    e1 = slice(2, 4)  # forecasts are in entity order, two each
+    assert np.abs(forecasts[0][e1] - forecasts[1][e1]).max() > 1e-6
+    others = np.r_[0:2, 4:10]
+    np.testing.assert_array_equal(forecasts[0][others], forecasts[1][others])
+
+
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_every_engine_trains_entities_on_lanes_alike(tmp_path, trainer):
+    """fit and train_on_batch (Keras, a callback and a call per batch) against the
+    compiled loop: the same weights, losses and forecasts within 1e-5, with
+    per-lane resets inside each epoch and the walk through the entities."""
+    from stateful_lab.runs.seeding import seed_everything
+    from stateful_lab.training.models import build_model
+    from stateful_lab.training.trainers import TRAINERS
+
+    experiment = entity_experiment(entity_table(tmp_path / "a.csv"), timesteps=2)
+    dataset = make_dataset(experiment.data, 2, seed=0)
+    assert dataset.lane_starts_train[1:].any()  # a lane takes its next entity inside the epoch
+    runs = {}
+    for name in ("loop", trainer):
+        seed_everything(0)
+        model = build_model(experiment, "stateful", 2, seed=0)
+        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
+    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
+    for a, b in zip(our_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(ours, reference, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
+        assert a.test_loss == pytest.approx(b.test_loss, abs=1e-5)
+        np.testing.assert_allclose(a.forecasts, b.forecasts, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"lengths": (9, 4, 7)}, ["entity 'e1'", "has 4 values", "need at least 5"]),
+        ({"swap": True}, ["data.order:", "row 4, column 'step': '1' is lower than '2' of row 3 within entity 'e0'"]),
+        ({"repeat": True}, ["'1' repeats '1' of row 3 within entity 'e0'"]),
+        ({"batch": 4, "lengths": (9, 8, 7)}, ["train.batch_size: 4 lanes need at least 4 entities", "has 3"]),
+    ],
+)
+def test_bad_entities_are_refused_in_one_line(tmp_path, change, expected):
+    csv = entity_table(tmp_path / "a.csv", lengths=change.get("lengths", (9, 8, 7)))
+    lines = csv.read_text().splitlines()
+    if change.get("swap"):
+        lines[2], lines[3] = lines[3], lines[2]
+    if change.get("repeat"):
+        name, _, u, y = lines[3].split(",")
+        lines[3] = f"{name},1,{u},{y}"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        entity_experiment(csv).override(f"train.batch_size={change.get('batch', 2)}")
+    for part in expected:
+        assert part in str(caught.value)

@@ -210,6 +210,8 @@ OTHER_VALUES = {
     "data.inputs": ("table", "[value, other]", []),
     "data.horizon": ("table", 2, []),
     "data.test_fraction": ("table", 0.3, []),
+    "data.entity": ("table", "other", []),
+    "data.order": ("table", "step", ["data.entity=other"]),
     "model.units": ("first_timestep", 4, []),
     "model.cell": ("first_timestep", "gru", []),
     "model.recurrent_activation": ("first_timestep", "hard_sigmoid", []),
@@ -254,7 +256,7 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key,
 
     task, value, context = OTHER_VALUES[key]
     for name in ("a.csv", "b.csv"):  # two copies of one series, for the CSV keys
-        (tmp_path / name).write_text("value,other\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(40)))
+        (tmp_path / name).write_text("value,other,step\n" + "".join(f"{i % 7},{i % 5},{i}\n" for i in range(40)))
     value = str(value).replace("{tmp}", str(tmp_path))
     context = [item.replace("{tmp}", str(tmp_path)) for item in context]
     required = {"csv": f"{tmp_path}/a.csv", "target": "value"} if task == "table" else {}

@@ -41,6 +41,11 @@ class Dataset:
     """What was dropped or left out, for the console."""
     forecast: ForecastSet | None = None
     """For a forecasting task: what walk-forward forecasts need (untrimmed)."""
+    lane_starts_train: np.ndarray | None = None
+    """With entities: (batches, B) bool, the lanes that take their next entity
+    before each training batch (their state, and only theirs, is zeroed)."""
+    lane_starts_test: np.ndarray | None = None
+    """The same for the test batches."""
 
     @property
     def baselines(self) -> dict[str, float]:
@@ -66,7 +71,8 @@ def make_dataset(data: TaskData, batch_size: int, seed: int) -> Dataset:
         x_train, y_train = cut_sequences(x_train, y_train, data.timesteps, batch_size)
         x_test, y_test = cut_sequences(x_test, y_test, data.timesteps, batch_size)
     notes += data.notes(len(x_train), batch_size)
-    return Dataset(x_train, y_train, x_test, y_test, seed, tuple(notes), data.forecast_set())
+    starts = data.lane_starts(batch_size)
+    return Dataset(x_train, y_train, x_test, y_test, seed, tuple(notes), data.forecast_set(), *(starts or ()))
 
 
 def for_variant(dataset: Dataset, variant: str, batch_size: int) -> Dataset:

@@ -83,6 +83,9 @@ class ForecastSet:
     out_high: float = 1.0
     more_baselines: tuple[tuple[str, float], ...] = field(default=())
     """Baselines beyond persistence, by name (ridge_rmse, seasonal_naive_rmse)."""
+    walk: Walk | None = None
+    """With entities: the walk through each entity in turn, which replaces priming
+    on x_prime and forecasting x_test."""
 
     @property
     def scaling(self) -> Scaling:
@@ -118,10 +121,15 @@ class ForecastSets:
         self.differenced = np.array([bool(one.difference) for one in sets])
         self.previous = np.stack([one.previous for one in sets], axis=-1)
         self.actual = np.stack([one.actual for one in sets], axis=-1)
+        walks = [one.walk for one in sets if one.walk is not None]
+        self.positions = np.stack([walk.forecasts for walk in walks], axis=-1) if walks else None
+        """Through entities: which windows' predictions are each run's forecasts."""
 
     def scored(self, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled predictions (forecasts, runs) back in the series' units, and each
         run's RMSE: ForecastSet.invert and rmse, column by column."""
+        if self.positions is not None:  # every window's prediction: keep the forecasts'
+            predictions = np.take_along_axis(np.asarray(predictions), self.positions, axis=0)
         scaling = Scaling(self.low, self.high, self.out_low, self.out_high)
         values = scaling.invert(predictions)
         values = np.where(self.differenced, values + self.previous, values)
@@ -135,6 +143,20 @@ class Windows:
     x_test: np.ndarray
     y_test: np.ndarray
     forecast: ForecastSet
+    lanes: Lanes | None = None
+    """With entities: how they fill the batch's lanes (`pack`), for `Lanes.arrays`."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One series of a table (an entity's rows, in time order)."""
+
+    inputs: np.ndarray
+    """(rows, input columns)"""
+    target: np.ndarray
+    """(rows,)"""
+    test_size: int
+    name: str = ""
 
 
 def rows_needed(timesteps: int, horizon: int, difference: int, test_size: int) -> int:
@@ -146,10 +168,21 @@ def cut(
     inputs: np.ndarray,
     target: np.ndarray,
     *,
+    test_size: int,
+    what: str = "the series",
+    **options,
+) -> Windows:
+    """The windows of one series, `inputs` (rows, columns) predicting `target`
+    (rows), cut as the module says (options: those of `cut_segments`)."""
+    return cut_segments([Segment(inputs, target, test_size)], what=what, **options)
+
+
+def cut_segments(
+    segments: list[Segment],
+    *,
     timesteps: int,
     horizon: int,
     difference: int,
-    test_size: int,
     scale: str = "range",
     fit_whole: bool = False,
     prime: bool = True,
@@ -157,53 +190,84 @@ def cut(
     season: int | None = None,
     ridge_alpha: float | None = None,
     what: str = "the series",
+    entities: bool = False,
 ) -> Windows:
-    """The windows of `inputs` (rows, columns) predicting `target` (rows), cut as
-    the module says. SeriesError when the rows are too few or a column is constant
-    where it is fitted; `what` names the data in those messages."""
-    rows, h, steps = len(target), horizon, timesteps
+    """The windows of one or more series, each cut as the module says, scaled with
+    figures fitted on all of them. SeriesError when a series has too few rows or a
+    column is constant where it is fitted; `what` names the data in those messages.
+    With `entities`, each segment is an entity: the forecast walks through each
+    entity's windows in turn, its state zeroed at each entity's first window
+    (`ForecastSet.walk`), and `Windows.lanes` says how to pack them into lanes."""
+    h, steps = horizon, timesteps
     if difference and h == 0:
         raise SeriesError("data.difference: a target differenced over horizon 0 is always 0; use difference: 0")
-    needed = rows_needed(steps, h, difference, test_size)
-    if rows < needed:
-        raise SeriesError(
-            f"data: {what} has {rows} values; {steps} time steps, differencing {difference}"
-            + (f", horizon {h}" if h != 1 else "")
-            + f" and {test_size} test values need at least {needed} (one training window)"
-        )
-    first_test = rows - test_size
-    features = np.diff(inputs, axis=0) if difference else inputs  # features[i] is row i + difference
-    changes = target[h:] - target[:-h] if difference else target  # changes[i] is row i + h (or i)
+    for segment in segments:
+        rows, needed = len(segment.target), rows_needed(steps, h, difference, segment.test_size)
+        if rows < needed:
+            named = f"entity {segment.name!r} of {what}" if entities else what
+            raise SeriesError(
+                f"data: {named} has {rows} values; {steps} time steps, differencing {difference}"
+                + (f", horizon {h}" if h != 1 else "")
+                + f" and {segment.test_size} test values need at least {needed} (one training window)"
+            )
     offset = h if difference else 0
-    fit_inputs = features if fit_whole else features[: first_test - difference]
-    fit_target = changes if fit_whole else changes[: first_test - offset]
-    part = "every row" if fit_whole else f"the training part (all but the last {test_size} values"
+    features, changes, fit_inputs, fit_target = [], [], [], []
+    for segment in segments:
+        first_test = len(segment.target) - segment.test_size
+        feature = np.diff(segment.inputs, axis=0) if difference else segment.inputs  # [i] is row i + difference
+        change = segment.target[h:] - segment.target[:-h] if difference else segment.target  # [i] is row i + offset
+        features.append(feature)
+        changes.append(change)
+        fit_inputs.append(feature if fit_whole else feature[: first_test - difference])
+        fit_target.append(change if fit_whole else change[: first_test - offset])
+    fit_inputs = fit_inputs[0] if len(segments) == 1 else np.concatenate(fit_inputs)
+    fit_target = fit_target[0] if len(segments) == 1 else np.concatenate(fit_target)
+    test_sizes = sorted({segment.test_size for segment in segments})
+    held_out = f"{test_sizes[0]}" if len(test_sizes) == 1 else "held-out"
+    part = "every row" if fit_whole else f"the training part (all but the last {held_out} values"
     part += ", differenced" if difference else ""
     part += "" if fit_whole else ")"
-    scalings = []
-    for column in range(inputs.shape[1]):
-        scalings.append(_fitted(fit_inputs[:, column], scale, part, what if inputs.shape[1] == 1 else None))
+    columns = segments[0].inputs.shape[1]
+    scalings = [
+        _fitted(fit_inputs[:, column], scale, part, what if columns == 1 else None) for column in range(columns)
+    ]
     target_scaling = _fitted(fit_target, scale, part, what)
-    scaled = np.stack([scaling(features[:, column]) for column, scaling in enumerate(scalings)], axis=1)
-    scaled = scaled.astype(np.float32)
-    scaled_target = target_scaling(changes).astype(np.float32)
 
-    ends = np.arange(difference + steps - 1, rows - h)  # the row each window ends at
-    starts = ends - steps + 1 - difference  # in `features`
-    windows = np.stack([scaled[start : start + steps] for start in starts])
-    labels = scaled_target[ends + h - offset]
-    train, test = ends + h < first_test, ends + h >= first_test
-    target_rows = ends[test] + h
-    previous = target[target_rows - max(h, 1)]
+    pieces = []  # per segment: windows, labels, train mask, target rows of the test windows
+    for segment, feature, change in zip(segments, features, changes, strict=True):
+        scaled = np.stack([scaling(feature[:, column]) for column, scaling in enumerate(scalings)], axis=1)
+        scaled = scaled.astype(np.float32)
+        scaled_target = target_scaling(change).astype(np.float32)
+        rows, first_test = len(segment.target), len(segment.target) - segment.test_size
+        ends = np.arange(difference + steps - 1, rows - h)  # the row each window ends at
+        starts = ends - steps + 1 - difference  # in `feature`
+        windows = np.stack([scaled[start : start + steps] for start in starts])
+        labels = scaled_target[ends + h - offset]
+        train = ends + h < first_test
+        pieces.append((windows, labels, train, ends[~train] + h))
+
+    target_rows = [rows for *_, rows in pieces]
+    actual = np.concatenate([segment.target[rows] for segment, rows in zip(segments, target_rows, strict=True)])
+    previous = np.concatenate(
+        [segment.target[rows - max(h, 1)] for segment, rows in zip(segments, target_rows, strict=True)]
+    )
     more = []
     if season:
         lag = season * max(1, math.ceil(h / season))
-        if target_rows[0] - lag >= 0:
-            more.append(("seasonal_naive_rmse", _rmse(target[target_rows - lag], target[target_rows])))
+        if all(rows[0] - lag >= 0 for rows in target_rows):
+            seasonal = np.concatenate(
+                [segment.target[rows - lag] for segment, rows in zip(segments, target_rows, strict=True)]
+            )
+            more.append(("seasonal_naive_rmse", _rmse(seasonal, actual)))
+    x_train = np.concatenate([windows[train] for windows, _, train, _ in pieces])
+    y_train = np.concatenate([labels[train] for _, labels, train, _ in pieces])
+    x_test = np.concatenate([windows[~train] for windows, _, train, _ in pieces])
+    y_test = np.concatenate([labels[~train] for _, labels, train, _ in pieces])
+    walk = _walk(pieces, prime, reset_each) if entities else None
     forecast = ForecastSet(
-        x_prime=windows[train],
-        x_test=windows[test],
-        actual=target[target_rows],
+        x_prime=x_train,
+        x_test=x_test,
+        actual=actual,
         previous=previous,
         low=target_scaling.low,
         high=target_scaling.high,
@@ -212,12 +276,89 @@ def cut(
         reset_each=reset_each,
         out_low=target_scaling.out_low,
         out_high=target_scaling.out_high,
+        walk=walk,
     )
     if ridge_alpha is not None:
-        predictions = ridge(windows[train], labels[train], windows[test], ridge_alpha)
+        predictions = ridge(x_train, y_train, x_test, ridge_alpha)
         more.append(("ridge_rmse", forecast.rmse(forecast.invert(predictions))))
     forecast = replace(forecast, more_baselines=tuple(more))
-    return Windows(windows[train], labels[train], windows[test], labels[test], forecast)
+    lanes = None
+    if entities:
+        lanes = Lanes(
+            [int(train.sum()) for _, _, train, _ in pieces],
+            [int((~train).sum()) for _, _, train, _ in pieces],
+            [segment.name for segment in segments],
+        )
+    return Windows(x_train, y_train, x_test, y_test, forecast, lanes)
+
+
+def _walk(pieces, prime: bool, reset_each: bool) -> Walk:
+    """The entities' windows in turn (each one's training windows, then its test
+    windows), where the state is zeroed (at each entity's first window; at its first
+    test window if it does not prime; before every test window after the first if it
+    resets after each forecast), and which windows are forecasts."""
+    windows, zero_before, forecasts, position = [], [], [], 0
+    for entity_windows, _, train, _ in pieces:
+        count, trained = len(entity_windows), int(train.sum())
+        zeros = np.zeros(count, dtype=bool)
+        zeros[0] = True
+        if not prime:
+            zeros[trained] = True
+        if reset_each:
+            zeros[trained + 1 :] = True
+        windows.append(np.concatenate([entity_windows[train], entity_windows[~train]]))
+        zero_before.append(zeros)
+        forecasts.append(position + np.arange(trained, count))
+        position += count
+    return Walk(np.concatenate(windows), np.concatenate(zero_before), np.concatenate(forecasts))
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Walk-forward through several entities: every window in turn, the state
+    zeroed before those marked, the marked ones' predictions the forecasts."""
+
+    windows: np.ndarray
+    """(windows, T, F): each entity's training windows, then its test windows."""
+    zero_before: np.ndarray
+    """(windows,) bool"""
+    forecasts: np.ndarray
+    """The positions of the test windows, in the order of ForecastSet.actual."""
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """How entities fill the lanes of a batch: each entity on one lane, its windows
+    following each other from batch to batch; a lane takes its next entity when one
+    ends, zeroing that lane's state (and only that lane's) first. Entities go in
+    file order, each to the lane that holds the fewest windows so far (the first
+    such lane on a tie); every lane is cut to the shortest lane's length, so that a
+    batch is whole and no lane waits (the windows cut are counted in a note)."""
+
+    train_counts: list[int]
+    test_counts: list[int]
+    names: list[str]
+
+    def arrays(self, x: np.ndarray, y: np.ndarray, counts: list[int], batch_size: int):
+        """x and y (the entities' windows one after another, `counts` each) in
+        feeding order (row k*B + i is lane i of batch k), the lanes' starts as
+        (batches, B) bool, and how many windows were cut."""
+        if len(counts) < batch_size:
+            raise SeriesError(
+                f"train.batch_size: {batch_size} lanes need at least {batch_size} entities, and the table has "
+                f"{len(counts)}; lower the batch size to at most {len(counts)}"
+            )
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        lanes: list[list[int]] = [[] for _ in range(batch_size)]  # window indices per lane
+        starts: list[list[bool]] = [[] for _ in range(batch_size)]
+        for entity, count in enumerate(counts):
+            lane = min(range(batch_size), key=lambda index: (len(lanes[index]), index))
+            lanes[lane] += range(offsets[entity], offsets[entity] + count)
+            starts[lane] += [True] + [False] * (count - 1)
+        batches = min(len(lane) for lane in lanes)
+        order = np.array([lanes[lane][batch] for batch in range(batches) for lane in range(batch_size)], dtype=int)
+        starts_array = np.array([[starts[lane][batch] for lane in range(batch_size)] for batch in range(batches)])
+        return x[order], y[order], starts_array.reshape(batches, batch_size), int(sum(counts)) - len(order)
 
 
 def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:

@@ -69,6 +69,11 @@ class CompiledLoop:
             tf.constant(y.reshape(batches, self.batch_size, *y.shape[1:])),
         )
 
+    @staticmethod
+    def starts(lane_starts: np.ndarray | None) -> tf.Tensor | None:
+        """Where lanes take their next entity, (batches, B), or None."""
+        return None if lane_starts is None else tf.constant(lane_starts)
+
     def forecasts(self, inputs: tuple[tf.Tensor, tf.Tensor] | None, forecast) -> dict:
         """Walk-forward forecasts from the trained weights, in one compiled call;
         {} for tasks that do not forecast."""
@@ -76,17 +81,18 @@ class CompiledLoop:
             return {}
         return protocol.scored(forecast, self.forecast(*inputs).numpy())
 
-    def _forecast(self, x_prime, x_test):
-        """The batch-1 twin takes the trained weights, then walks forward."""
+    def _forecast(self, first, second):
+        """The batch-1 twin takes the trained weights, then walks forward
+        (`protocol.walk`: inputs as `trainers.forecast_tensors` gives them)."""
         for twin_weight, weight in zip(self.twin.weights, self.model.weights, strict=True):
             twin_weight.assign(weight)
-        return protocol.walk_forward(
+        return protocol.walk(
             lambda window: self.twin(window, training=False)[0, 0],
             state_variables(self.twin),
-            x_prime,
-            x_test,
+            (first, second),
             self.regime.prime,
             self.regime.reset_each,
+            self.regime.walk is not None,
         )
 
     def _step_figures(self, y_true, y_pred):
@@ -94,13 +100,16 @@ class CompiledLoop:
         correct = tf.reduce_mean(tf.cast(tf.equal(y_true, tf.cast(y_pred > 0.5, y_true.dtype)), tf.float32))
         return loss, correct
 
-    def _train_epoch(self, x_batches, y_batches):
+    def _train_epoch(self, x_batches, y_batches, starts=None):
         """Every batch in order with an optimizer step; the epoch's mean loss and
-        accuracy, as fit reports them."""
+        accuracy, as fit reports them. `starts`: the lanes that take their next
+        entity before each batch."""
         batches = tf.shape(x_batches)[0]
         loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
         for index in tf.range(batches):
             protocol.zero_before(index, self.reset_every, state_variables(self.model))
+            if starts is not None:
+                protocol.zero_lanes(state_variables(self.model), starts[index])
             with tf.GradientTape() as tape:
                 y_pred = self.model(x_batches[index], training=True)
                 loss, correct = self._step_figures(y_batches[index], y_pred)
@@ -111,7 +120,7 @@ class CompiledLoop:
         count = tf.cast(batches, tf.float32)
         return loss_sum / count, correct_sum / count
 
-    def _evaluate(self, x_batches, y_batches):
+    def _evaluate(self, x_batches, y_batches, starts=None):
         """The test set in order, from a zero state that is then put back."""
 
         def figures():
@@ -119,6 +128,8 @@ class CompiledLoop:
             loss_sum, correct_sum = tf.constant(0.0), tf.constant(0.0)
             for index in tf.range(batches):
                 protocol.zero_before(index, self.reset_every, state_variables(self.model))
+                if starts is not None:
+                    protocol.zero_lanes(state_variables(self.model), starts[index])
                 loss, correct = self._step_figures(y_batches[index], self.model(x_batches[index], training=False))
                 loss_sum += loss
                 correct_sum += correct

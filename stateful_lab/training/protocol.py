@@ -53,6 +53,17 @@ def zero_before(batch, every: int | None, variables) -> None:
             variable.assign(variable * keep)
 
 
+def zero_lanes(variables, starts) -> None:
+    """Zero the state of the lanes where `starts` is true (a lane taking its next
+    entity), every other lane's untouched; branch-free, each state times 0 in
+    those lanes and 1 in the others. `starts` is (B,) for one model, (B, runs) for
+    a group, whose states are (B, units) and (B, units, runs)."""
+    keep = 1.0 - tf.cast(starts, tf.float32)
+    keep = tf.reshape(keep, (-1, 1)) if len(keep.shape) == 1 else keep[:, None, :]
+    for variable in variables:
+        variable.assign(variable * keep)
+
+
 def evaluated_from_zero(states, evaluate):
     """`evaluate()`'s figures, computed from a zero state; the training state is
     saved first and put back after, so evaluating never changes what training
@@ -99,6 +110,34 @@ def walk_forward(step, states, x_prime, x_test, prime, reset_each):
     return predictions.stack()
 
 
+def walk_through(step, states, windows, zero_before):
+    """Walk-forward through several entities (`tasks.windows.Walk`): every window
+    in turn, the state zeroed first where `zero_before` says (a bool per window,
+    or a mask over a group's runs per window); every window's prediction, stacked
+    (the caller keeps the forecasts')."""
+
+    def forecast(index, predictions):
+        cleared = zero(states, where=zero_before[index])
+        with tf.control_dependencies(cleared):
+            prediction = step(windows[index])
+        return index + 1, predictions.write(index, prediction)
+
+    predictions = tf.TensorArray(tf.float32, size=tf.shape(windows)[0])
+    _, predictions = tf.while_loop(
+        lambda index, _: index < tf.shape(windows)[0], forecast, (tf.constant(0), predictions)
+    )
+    return predictions.stack()
+
+
+def walk(step, states, inputs, prime, reset_each, walks: bool):
+    """The forecasts' walk: through the entities in turn (`walk_through`, inputs
+    the windows and where to zero) when `walks`, else priming and forecasting
+    one series (`walk_forward`, inputs the priming and the test windows)."""
+    if walks:
+        return walk_through(step, states, *inputs)
+    return walk_forward(step, states, *inputs, prime, reset_each)
+
+
 def _after(value, result):
     with tf.control_dependencies([value]):
         return tf.identity(result)
@@ -107,6 +146,8 @@ def _after(value, result):
 def scored(forecast, predictions: np.ndarray) -> dict:
     """A forecasting run's epoch figures from its scaled predictions: the
     forecasts in the series' units and their RMSE."""
+    if forecast.walk is not None:  # every window's prediction: keep the forecasts'
+        predictions = np.asarray(predictions)[forecast.walk.forecasts]
     forecasts = forecast.invert(predictions)
     return {"test_rmse": forecast.rmse(forecasts), "forecasts": tuple(float(value) for value in forecasts)}
 

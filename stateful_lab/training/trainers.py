@@ -30,7 +30,7 @@ def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, vari
     gradient-flow article do; never validation_data, whose evaluation would run
     through the stateful layers mid-training."""
     train = experiment.train
-    callbacks = _reset_callbacks(model, experiment.batches_between_resets)
+    callbacks = _reset_callbacks(model, experiment.batches_between_resets, dataset.lane_starts_train)
     forecaster = EagerForecaster(experiment, variant, dataset)
     for epoch in range(train.epochs):
         if protocol.resets_at_start(epoch, train.reset):
@@ -66,6 +66,8 @@ def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset,
         for index, rows in enumerate(order):
             if protocol.reset_before(index, every):
                 reset_states(model)
+            if dataset.lane_starts_train is not None:
+                protocol.zero_lanes(state_variables(model), dataset.lane_starts_train[index])
             logs.append(model.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True))
         seconds = time.perf_counter() - started
         train_figures = [np.mean([log.get(name, np.nan) for log in logs]) for name in ("loss", "accuracy")]
@@ -90,14 +92,15 @@ def train_loop(model: keras.Model, experiment: Experiment, dataset: Dataset, var
     compiled.load_initial_weights(model)
     x_train, y_train = compiled.batches(dataset.x_train, dataset.y_train)
     x_test, y_test = compiled.batches(dataset.x_test, dataset.y_test)
+    starts_train, starts_test = compiled.starts(dataset.lane_starts_train), compiled.starts(dataset.lane_starts_test)
     forecast_inputs = forecast_tensors(dataset.forecast)
     for epoch in range(train.epochs):
         if protocol.resets_at_start(epoch, train.reset):
             reset_states(compiled.model)
         started = time.perf_counter()
-        train_figures = [float(value) for value in compiled.train_epoch(x_train, y_train)]
+        train_figures = [float(value) for value in compiled.train_epoch(x_train, y_train, starts_train)]
         seconds = time.perf_counter() - started
-        figures = (*train_figures, *compiled.evaluate(x_test, y_test))
+        figures = (*train_figures, *compiled.evaluate(x_test, y_test, starts_test))
         forecasts = compiled.forecasts(forecast_inputs, dataset.forecast)
         yield protocol.epoch_result(epoch, figures, seconds, experiment.classification, forecasts)
     model.set_weights(compiled.model.get_weights())
@@ -115,7 +118,7 @@ def evaluate(model: keras.Model, dataset: Dataset, experiment: Experiment) -> tu
             batch_size=experiment.train.batch_size,
             verbose=0,
             return_dict=True,
-            callbacks=_reset_callbacks(model, experiment.batches_between_resets),
+            callbacks=_reset_callbacks(model, experiment.batches_between_resets, dataset.lane_starts_test),
         )
         return float(result["loss"]), float(result.get("accuracy", np.nan))
 
@@ -136,20 +139,24 @@ class EagerForecaster:
         if self.forecast is None:
             return {}
         self.twin.set_weights(model.get_weights())
-        predictions = protocol.walk_forward(
+        predictions = protocol.walk(
             lambda window: self.twin(window, training=False)[0, 0],
             state_variables(self.twin),
-            *self.inputs,
+            self.inputs,
             self.forecast.prime,
             self.forecast.reset_each,
+            self.forecast.walk is not None,
         )
         return protocol.scored(self.forecast, predictions.numpy())
 
 
 def forecast_tensors(forecast) -> tuple[tf.Tensor, tf.Tensor] | None:
-    """A forecast's priming and test windows as batches of one, (windows, 1, T, F)."""
+    """A forecast's priming and test windows as batches of one, (windows, 1, T, F);
+    through entities, every window so and where to zero the state (`protocol.walk`)."""
     if forecast is None:
         return None
+    if forecast.walk is not None:
+        return tf.constant(forecast.walk.windows[:, None]), tf.constant(forecast.walk.zero_before)
     return tf.constant(forecast.x_prime[:, None]), tf.constant(forecast.x_test[:, None])
 
 
@@ -168,8 +175,24 @@ class _ResetEvery(keras.callbacks.Callback):
     on_test_batch_begin = on_train_batch_begin
 
 
-def _reset_callbacks(model: keras.Model, every: int | None) -> list[keras.callbacks.Callback]:
-    return [_ResetEvery(model, every)] if every else []
+class _LaneStarts(keras.callbacks.Callback):
+    """Zero the state of the lanes that take their next entity, before a batch
+    (`protocol.zero_lanes`), in training or in evaluation."""
+
+    def __init__(self, target: keras.Model, starts: np.ndarray):
+        super().__init__()
+        self.target, self.starts = target, starts
+
+    def on_train_batch_begin(self, batch, logs=None):
+        protocol.zero_lanes(state_variables(self.target), self.starts[batch])
+
+    on_test_batch_begin = on_train_batch_begin
+
+
+def _reset_callbacks(
+    model: keras.Model, every: int | None, starts: np.ndarray | None = None
+) -> list[keras.callbacks.Callback]:
+    return ([_ResetEvery(model, every)] if every else []) + ([_LaneStarts(model, starts)] if starts is not None else [])
 
 
 TRAINERS = {"fit": train_fit, "train_on_batch": train_on_batch, "loop": train_loop}

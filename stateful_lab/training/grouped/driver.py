@@ -21,6 +21,10 @@ def shapes_of(dataset: Dataset) -> tuple:
     arrays = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
     if dataset.forecast is not None:
         arrays += [dataset.forecast.x_prime, dataset.forecast.x_test]
+        if dataset.forecast.walk is not None:
+            arrays.append(dataset.forecast.walk.windows)
+    if dataset.lane_starts_train is not None:
+        arrays += [dataset.lane_starts_train, dataset.lane_starts_test]
     return tuple(tuple(array.shape) for array in arrays)
 
 
@@ -51,8 +55,11 @@ def train_together(
     training = set(range(len(results)))  # the runs still recording: a diverged or finished run stops
     resets = tf.constant([experiment.train.reset == "epoch" for experiment in experiments])
     inputs = {"train": (x_train, y_train), "test": (x_test, y_test), "forecast": forecast_inputs or ()}
+    if datasets[0].lane_starts_train is not None:
+        inputs["train"] += (group.lane_starts([d.lane_starts_train for d in datasets]),)
+        inputs["test"] += (group.lane_starts([d.lane_starts_test for d in datasets]),)
     done, total = 0, max(epochs)
-    per_call = group.epochs_per_call(len(forecasts[0].x_test) if scorer is not None else 0)
+    per_call = group.epochs_per_call(int(forecast_inputs[1].shape[0]) if scorer is not None else 0)
     while done < total and training:
         count = 1 if done == 0 else min(total - done, per_call)
         call_started = time.perf_counter()

@@ -103,7 +103,10 @@ class GroupedLoop:
         self.resets_each = tf.Variable(tf.zeros(runs, tf.bool), trainable=False)
         """Forecasting: whether a run resets its state after each forecast."""
         self.states = self._state_variables(self.batch_size)
-        self.forecasts = experiment.data.forecast_set() is not None
+        regime = experiment.data.forecast_set()
+        self.forecasts = regime is not None
+        self.walks = regime is not None and regime.walk is not None
+        """Forecasting through entities in turn (`protocol.walk_through`)."""
         self.twin_states = self._state_variables(1) if self.forecasts else []
         # Loops are written as tf.while_loop, so AutoGraph has nothing to convert
         # (converting would add about a second to every trace).
@@ -152,8 +155,19 @@ class GroupedLoop:
         return tf.constant(stacked(xs)), tf.constant(stacked([y if y.ndim > 1 else y[:, None] for y in ys]))
 
     @staticmethod
+    def lane_starts(starts: list[np.ndarray]) -> tf.Tensor:
+        """Each run's lane starts as (batches, B, runs)."""
+        return tf.constant(np.stack(starts, axis=-1))
+
+    @staticmethod
     def forecast_inputs(forecasts: list) -> tuple[tf.Tensor, tf.Tensor]:
-        """Each run's priming and test windows as (windows, 1, T, F, runs)."""
+        """Each run's priming and test windows as (windows, 1, T, F, runs); through
+        entities, each run's windows so and where it zeroes, (windows, runs)."""
+        if forecasts[0].walk is not None:
+            return (
+                tf.constant(np.stack([forecast.walk.windows[:, None] for forecast in forecasts], axis=-1)),
+                tf.constant(np.stack([forecast.walk.zero_before for forecast in forecasts], axis=-1)),
+            )
         return (
             tf.constant(np.stack([forecast.x_prime[:, None] for forecast in forecasts], axis=-1)),
             tf.constant(np.stack([forecast.x_test[:, None] for forecast in forecasts], axis=-1)),
@@ -273,12 +287,15 @@ class GroupedLoop:
         exceed FORECASTS_KEPT values."""
         return max(1, min(EPOCHS_PER_CALL, FORECASTS_KEPT // max(1, windows * self.runs)))
 
-    def _train_epoch(self, x_batches, y_batches):
+    def _train_epoch(self, x_batches, y_batches, starts=None):
         """Every batch in order with an optimizer step for every run; each run's
-        mean loss and accuracy over the epoch, shape (runs,) each."""
+        mean loss and accuracy over the epoch, shape (runs,) each. `starts`: the
+        lanes that take their next entity before each batch, (batches, B, runs)."""
 
         def step(index, loss_sum, correct_sum):
             protocol.zero_before(index, self.reset_every, self._flat(self.states))
+            if starts is not None:
+                protocol.zero_lanes(self._flat(self.states), starts[index])
             with tf.GradientTape() as tape:
                 y_pred, final = self._forward(x_batches[index], self.states)
                 loss, correct = self._figures(y_batches[index], y_pred)
@@ -290,11 +307,13 @@ class GroupedLoop:
 
         return self._mean_over_batches(step, x_batches)
 
-    def _evaluate(self, x_batches, y_batches):
+    def _evaluate(self, x_batches, y_batches, starts=None):
         """The test set in order for every run, from a zero state that is then put back."""
 
         def step(index, loss_sum, correct_sum):
             protocol.zero_before(index, self.reset_every, self._flat(self.states))
+            if starts is not None:
+                protocol.zero_lanes(self._flat(self.states), starts[index])
             y_pred, final = self._forward(x_batches[index], self.states)
             self._carry(self.states, final)
             loss, correct = self._figures(y_batches[index], y_pred)
@@ -315,16 +334,18 @@ class GroupedLoop:
         count = tf.cast(batches, tf.float32)
         return loss_sum / count, correct_sum / count
 
-    def _forecast(self, x_prime, x_test):
+    def _forecast(self, first, second):
         """Walk-forward forecasts of every run, shape (windows, runs), each run
-        priming and resetting as its own regime says."""
+        priming and resetting as its own regime says (`protocol.walk`; inputs as
+        `forecast_inputs` gives them)."""
 
         def step(window):
             y_pred, final = self._forward(window, self.twin_states)
             self._carry(self.twin_states, final)
             return y_pred[0, 0]
 
-        return protocol.walk_forward(step, self._flat(self.twin_states), x_prime, x_test, self.primes, self.resets_each)
+        states = self._flat(self.twin_states)
+        return protocol.walk(step, states, (first, second), self.primes, self.resets_each, self.walks)
 
     @staticmethod
     def _flat(states) -> list[tf.Variable]:
