@@ -20,7 +20,7 @@ from stateful_lab.training.trainers import TRAINERS
 from .conftest import EXAMPLES, smoke_experiment
 
 TOLERANCE = 1e-5
-FIGURES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse")
+FIGURES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse", "forecast_accuracy")
 
 # Each case varies several things at once, so that together they cover every cell,
 # reset policy, task, variant, optimizer and loss with few compilations.
@@ -61,6 +61,10 @@ CASES = {
     "entities on lanes (per-lane resets, the walk through each entity), simple_rnn": (
         EXAMPLES / "tanks.yaml",
         ["model.cell=simple_rnn", "data.test_size=5", "data.timesteps=2", "train.reset=never"],
+    ),
+    "a binary label through entities (sigmoid, binary cross-entropy, forecast accuracy), gru": (
+        EXAMPLES / "tanks.yaml",
+        ["model.cell=gru", "data.test_size=5", "data.target=alarm", "model.loss=null", "model.output_activation=null"],
     ),
     "shampoo_state forecasts, reset after each, not primed": (
         "shampoo_state",
@@ -143,7 +147,8 @@ def test_a_group_equals_its_runs_trained_one_at_a_time(case, monkeypatch):
     start = initial_weights(units[0].experiment, units[0].seed)
     assert max(np.abs(a - b).max() for a, b in zip(group.weights_of(0), start)) > 1e-4
     if data_of(units).forecast_set() is not None:
-        assert all(result.forecasts and np.isfinite(result.epochs[-1].test_rmse) for result in grouped)
+        metric = data_of(units).forecast_set().metric  # test_rmse, or forecast_accuracy for labels
+        assert all(result.forecasts and np.isfinite(getattr(result.epochs[-1], metric)) for result in grouped)
 
 
 @pytest.mark.parametrize("case", list(MIXED))

@@ -346,3 +346,121 @@ def test_bad_entities_are_refused_in_one_line(tmp_path, change, expected):
         entity_experiment(csv).override(f"train.batch_size={change.get('batch', 2)}")
     for part in expected:
         assert part in str(caught.value)
+
+
+# -- labels -------------------------------------------------------------------------
+
+
+def label_table(path, labels, inputs=None):
+    inputs = np.arange(len(labels), dtype=float) if inputs is None else inputs
+    path.write_text("x,label\n" + "".join(f"{float(x)!r},{label}\n" for x, label in zip(inputs, labels, strict=True)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("labels", "kind", "classes"),
+    [
+        ([0, 1] * 20, "binary", ["0", "1"]),
+        (["yes", "no"] * 20, "binary", ["no", "yes"]),
+        (["a", "b", "c"] * 14, "categorical", ["a", "b", "c"]),
+        (list(range(40)), "regression", None),
+        ([0.0, 1.5] * 20, "regression", None),
+    ],
+    ids=["0/1", "two words", "three words", "integers", "two numbers"],
+)
+def test_the_kind_of_target_is_inferred_where_unambiguous_and_recorded(tmp_path, labels, kind, classes):
+    """Two values that are 0 and 1, or two words: a binary label; more words: a
+    categorical one; any other numbers: a regression target (an integer column
+    of many values is a count, not a class, unless the config says so)."""
+    csv = label_table(tmp_path / "t.csv", labels)
+    raw = {"data": {"task": "table", "csv": str(csv), "inputs": ["x"], "target": "label", "horizon": 0}}
+    if kind == "categorical":
+        with pytest.raises(ConfigError) as caught:
+            parse_experiment(raw)
+        assert "categorical targets (more than two classes) are not accepted yet" in str(caught.value)
+        assert "classes: a, b, c" in str(caught.value)
+        return
+    experiment = parse_experiment(raw)
+    assert experiment.data.kind == kind and experiment.data.classes == classes
+    assert experiment.classification == (kind == "binary")
+    assert experiment.model.loss == ("binary_crossentropy" if kind == "binary" else "mse")
+    assert f"kind: {kind}" in experiment.to_yaml()
+
+
+def test_label_baselines_score_what_they_can_know(tmp_path):
+    """The label is 1 where the input at the same row is positive: a logistic
+    regression on the window is exact; the previous label is right wherever the
+    label does not change (counted here), and the majority label wherever the
+    label is the training part's more frequent one."""
+    inputs = np.random.default_rng(4).standard_normal(100)
+    labels = (inputs > 0).astype(int)
+    csv = label_table(tmp_path / "t.csv", labels, inputs)
+    data = table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=20).data
+    baselines = make_dataset(data, 1, seed=0).baselines
+    test, before = labels[80:], labels[79:99]
+    majority = int(labels[:80].mean() > 0.5)
+    assert baselines["logistic_accuracy"] == 1.0
+    assert baselines["previous_accuracy"] == pytest.approx(np.mean(test == before))
+    assert baselines["majority_accuracy"] == pytest.approx(np.mean(test == majority))
+
+
+@pytest.mark.parametrize(
+    ("labels", "data", "expected"),
+    [
+        ([0] * 30 + [1] * 10, {"test_size": 10}, ["holds one class only ('0')"]),
+        (
+            ["a"] * 15 + ["b"] * 15 + ["c"] * 10,
+            {"kind": "binary", "classes": ["a", "b"]},
+            ["row 32", "'c', not one of"],
+        ),
+        (["a", "b"] * 15 + ["a"] * 9 + ["c"], {"kind": "binary", "classes": ["a", "c"]}, ["row 3", "'b', not one of"]),
+        ([0, 1] * 20, {"difference": 1}, ["a label cannot be differenced"]),
+    ],
+    ids=["one class in training", "unknown class", "unknown class early", "differenced"],
+)
+def test_bad_labels_are_refused_in_one_line(tmp_path, labels, data, expected):
+    csv = label_table(tmp_path / "t.csv", labels)
+    with pytest.raises(ConfigError) as caught:
+        table_experiment(csv, inputs=["x"], target="label", horizon=0, **data)
+    for part in expected:
+        assert part in str(caught.value)
+
+
+def test_a_class_seen_only_in_the_test_part_is_refused(tmp_path):
+    csv = label_table(tmp_path / "t.csv", ["a", "b"] * 16 + ["c"] * 8)
+    with pytest.raises(ConfigError) as caught:
+        table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=8, kind="binary", classes=["a", "c"])
+    assert "not one of the classes" in str(caught.value)
+    csv = label_table(tmp_path / "u.csv", ["a"] * 32 + ["b"] * 8)
+    with pytest.raises(ConfigError) as caught:
+        table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=8)
+    assert "holds one class only ('a')" in str(caught.value)
+
+
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_every_engine_forecasts_labels_alike(tmp_path, trainer):
+    """A binary label over entities on lanes: fit and train_on_batch against the
+    compiled loop, the same weights, losses, accuracies and forecast accuracy."""
+    from stateful_lab.runs.seeding import seed_everything
+    from stateful_lab.training.models import build_model
+    from stateful_lab.training.trainers import TRAINERS
+
+    csv = entity_table(tmp_path / "a.csv")
+    lines = csv.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    csv.write_text("name,step,u,y,up\n" + "".join(f"{','.join(r)},{int(float(r[2]) > 0)}\n" for r in rows))
+    experiment = entity_experiment(csv, inputs=["u"], target="up", horizon=0)
+    assert experiment.data.kind == "binary"
+    dataset = make_dataset(experiment.data, 2, seed=0)
+    runs = {}
+    for name in ("loop", trainer):
+        seed_everything(0)
+        model = build_model(experiment, "stateful", 2, seed=0)
+        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
+    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
+    for a, b in zip(our_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(ours, reference, strict=True):
+        for field in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-5), field
+        assert 0 <= a.forecast_accuracy <= 1 and np.isnan(a.test_rmse)

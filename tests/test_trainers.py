@@ -212,6 +212,8 @@ OTHER_VALUES = {
     "data.test_fraction": ("table", 0.3, []),
     "data.entity": ("table", "other", []),
     "data.order": ("table", "step", ["data.entity=other"]),
+    "data.kind": ("table", "regression", ["data.target=flag"]),
+    "data.classes": ("table", "['1', '0']", ["data.target=flag"]),
     "model.units": ("first_timestep", 4, []),
     "model.cell": ("first_timestep", "gru", []),
     "model.recurrent_activation": ("first_timestep", "hard_sigmoid", []),
@@ -256,7 +258,8 @@ def test_a_setting_that_can_change_the_graph_gets_its_own_compiled_function(key,
 
     task, value, context = OTHER_VALUES[key]
     for name in ("a.csv", "b.csv"):  # two copies of one series, for the CSV keys
-        (tmp_path / name).write_text("value,other,step\n" + "".join(f"{i % 7},{i % 5},{i}\n" for i in range(40)))
+        rows = "".join(f"{i % 7},{i % 5},{i},{i % 2}\n" for i in range(40))
+        (tmp_path / name).write_text("value,other,step,flag\n" + rows)
     value = str(value).replace("{tmp}", str(tmp_path))
     context = [item.replace("{tmp}", str(tmp_path)) for item in context]
     required = {"csv": f"{tmp_path}/a.csv", "target": "value"} if task == "table" else {}
@@ -317,7 +320,10 @@ def test_every_engine_knows_every_name_the_config_accepts(field):
     from stateful_lab.training.grouped import cells, optimizers
 
     schema = TrainConfig if field == "optimizer" else ModelConfig
-    accepted = set(typing.get_args(schema.model_fields[field].annotation))
+    annotation = schema.model_fields[field].annotation
+    choices = (annotation, *typing.get_args(annotation))
+    literal = next(arg for arg in choices if typing.get_origin(arg) is typing.Literal)
+    accepted = set(typing.get_args(literal))  # the names, without an Optional's None
     tables = {
         "cell": [models.CELLS, shapes.GATES, cells.STATES],
         "loss": [models.LOSSES, optimizers.LOSSES],

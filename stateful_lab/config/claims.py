@@ -30,6 +30,7 @@ class Expectation(StrictModel):
         "train_accuracy",
         "train_loss",
         "test_rmse",
+        "forecast_accuracy",
         "epoch_seconds",
         "peak_memory_mb",
         "seconds_to_reach",

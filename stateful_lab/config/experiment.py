@@ -89,8 +89,9 @@ class ModelConfig(StrictModel):
     output_activation: Literal["sigmoid", "linear", "tanh"] | None = None
     """Activation of the one-unit Dense output (default: sigmoid for bit tasks,
     linear for regression)."""
-    loss: Literal["mse", "mae", "binary_crossentropy"] = "mse"
-    """Training loss; mse is what the blog used, also for bits."""
+    loss: Literal["mse", "mae", "binary_crossentropy"] | None = None
+    """Training loss; default mse, what the blog used, also for bits (the table
+    task's binary labels: binary_crossentropy)."""
 
 
 class TrainConfig(StrictModel):
@@ -175,6 +176,7 @@ class Experiment(StrictModel):
                 "units": units,
                 "layers": model.layers or len(units),
                 "output_activation": model.output_activation or ("sigmoid" if self.classification else "linear"),
+                "loss": model.loss or self.data.default_loss,
             }
         )
         return self

@@ -165,6 +165,7 @@ def _with_seconds_to_reach(runs: pd.DataFrame, epochs: pd.DataFrame | None, reac
     if epochs is None:
         raise ValueError("seconds_to_reach needs the epochs table")
     figures = {"status", "seconds", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_rmse"}
+    figures.add("forecast_accuracy")
     keys = [column for column in runs.columns if column in epochs.columns and column not in figures]
     rows = []
     for _, run in epochs[epochs["status"] == "ok"].groupby(keys, sort=False, dropna=False):

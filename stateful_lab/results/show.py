@@ -21,6 +21,7 @@ SHOWABLE_METRICS = (
     "test_accuracy",
     "test_loss",
     "test_rmse",
+    "forecast_accuracy",
     "train_accuracy",
     "train_loss",
     "epoch_seconds",

@@ -32,13 +32,20 @@ EPOCH_COLUMNS = [
 ]
 METRICS = ("test_accuracy", "test_loss")
 """The final-epoch metrics every summary has; a task may add its own (TaskData.metrics)."""
-BASELINES = ("persistence_rmse", "seasonal_naive_rmse", "ridge_rmse")
-"""The forecasting tasks' baselines (tasks.windows), each the same for every seed."""
 BASELINE_MEANINGS = {
-    "persistence_rmse": "the persistence forecast (the last observed value)",
-    "seasonal_naive_rmse": "the seasonal naive forecast (the value one season back)",
-    "ridge_rmse": "a ridge regression on the same input window, fitted on the training part",
+    "persistence_rmse": "the RMSE over the same test part of the persistence forecast (the last observed value)",
+    "seasonal_naive_rmse": "the RMSE over the same test part of the seasonal naive forecast (the value one season "
+    "back)",
+    "ridge_rmse": "the RMSE over the same test part of a ridge regression on the same input window, fitted on the "
+    "training part",
+    "previous_accuracy": "the accuracy over the same test part of the previous step's label",
+    "majority_accuracy": "the accuracy over the same test part of the training part's majority label",
+    "seasonal_naive_accuracy": "the accuracy over the same test part of the label one season back",
+    "logistic_accuracy": "the accuracy over the same test part of a logistic regression on the same input window, "
+    "fitted on the training part",
 }
+BASELINES = tuple(BASELINE_MEANINGS)
+"""The forecasting tasks' baselines (tasks.windows), each the same for every seed."""
 """Figures that are the same for every run of a sweep point (a forecasting task's
 persistence forecast), shown beside the metrics."""
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -195,7 +202,7 @@ def summary_markdown(summary: pd.DataFrame, title: str, group_keys: list[str] = 
         lines.append(markdown_row(*cells))
     if baselines:
         lines.append("")
-        lines += [f"{name}: the RMSE over the same test part of {BASELINE_MEANINGS[name]}." for name in baselines]
+        lines += [f"{name}: {BASELINE_MEANINGS[name]}." for name in baselines]
         lines.append("Each baseline is the same for every seed.")
     return "\n".join(lines) + "\n"
 

@@ -32,6 +32,8 @@ class EpochResult:
     """Wall time of the epoch's training, evaluation excluded."""
     test_rmse: float = math.nan
     """Forecasting tasks: RMSE of the walk-forward forecasts, in the series' units."""
+    forecast_accuracy: float = math.nan
+    """Forecasting labels: the share of walk-forward forecasts that are the label."""
     forecasts: tuple[float, ...] = ()
     """Forecasting tasks: the walk-forward forecasts, in the series' units (the run
     keeps only the last epoch's, in RunResult.forecasts)."""

@@ -33,6 +33,8 @@ class TaskData(StrictModel):
     """Bit targets scored by accuracy (True) or real-valued targets scored by loss alone."""
     per_step_targets: ClassVar[bool] = False
     """The model predicts every time step, not one value per window."""
+    default_loss: ClassVar[str] = "mse"
+    """The loss when the config names none (mse, the blog's choice, also for bits)."""
     metrics: ClassVar[tuple[str, ...]] = ()
     """Per-epoch metrics of this task beyond the losses and accuracies (forecast: test_rmse)."""
     wide_window: ClassVar[bool] = True

@@ -31,7 +31,7 @@ from pydantic import Field
 from stateful_lab.tasks.base import register
 from stateful_lab.tasks.csvfile import SeriesError, Table, read_table
 from stateful_lab.tasks.forecast import WalkForward, absolute
-from stateful_lab.tasks.windows import Segment, Windows, cut, cut_segments
+from stateful_lab.tasks.windows import Segment, Windows, cut_segments
 from stateful_lab.userfiles import echo
 
 DEFAULT_TEST_FRACTION = 0.2
@@ -67,14 +67,48 @@ class TableTask(WalkForward):
     order: str | None = None
     """With `entity`: the column that orders an entity's rows in time (numbers, or
     text such as ISO dates); the file must be sorted by it within each entity."""
+    kind: Literal["regression", "binary", "categorical"] | None = None
+    """What the target is: a number (regression, scored by RMSE), a label of two
+    classes (binary: a sigmoid head, scored by accuracy) or of more (categorical).
+    Default: inferred from the target column, binary when it holds exactly two
+    distinct values that are 0 and 1 or are not numbers, categorical for more than
+    two non-numbers, else regression."""
+    classes: list[str] | None = None
+    """For a label: its classes, in the order of the model's outputs (default: the
+    values the target holds, sorted); recorded in config.yaml."""
 
     per_step_targets: ClassVar[bool] = False
 
+    @property
+    def classification(self) -> bool:  # type: ignore[override]
+        return self.kind in ("binary", "categorical")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("forecast_accuracy",) if self.classification else ("test_rmse",)
+
+    @property
+    def default_loss(self) -> str:  # type: ignore[override]
+        return "binary_crossentropy" if self.kind == "binary" else "mse"
+
     def resolved(self, config_dir: Path | None = None) -> TableTask:
+        csv = absolute(self.csv, config_dir)
+        kind, classes = self.kind, self.classes
+        if kind is None or (kind != "regression" and classes is None):
+            try:
+                inferred, values = _label_kind([cell for _, cell in read_table(Path(csv)).cells(self.target, "t")])
+            except SeriesError:
+                inferred, values = None, None  # problems() reports why the file cannot be read
+            kind = kind or inferred
+            if kind in ("binary", "categorical") and classes is None:
+                classes = values
+        labels = kind in ("binary", "categorical")
         update = {
-            "csv": absolute(self.csv, config_dir),
+            "csv": csv,
+            "kind": kind,
+            "classes": classes if labels else None,
             "inputs": self.inputs or [self.target],
-            "difference": (1 if self.horizon >= 1 else 0) if self.difference is None else self.difference,
+            "difference": int(self.horizon >= 1 and not labels) if self.difference is None else self.difference,
         }
         if "features" not in self.model_fields_set:
             update["features"] = len(update["inputs"])
@@ -95,6 +129,15 @@ class TableTask(WalkForward):
             problems.append("data.test_size and data.test_fraction: give one of them")
         if self.order is not None and self.entity is None:
             problems.append("data.order: orders the rows within an entity; give data.entity too, or leave order out")
+        if self.kind == "categorical":
+            problems.append(
+                "data.kind: categorical targets (more than two classes) are not accepted yet, only binary ones "
+                f"(classes: {', '.join(self.classes or [])}); the softmax head in every engine is the next step"
+            )
+        if self.classification and self.difference:
+            problems.append("data.difference: a label cannot be differenced; use difference: 0")
+        if self.classification and self.classes is not None and len(self.classes) != 2 and self.kind == "binary":
+            problems.append(f"data.classes: a binary target has exactly two classes, got {len(self.classes)}")
         if self.difference and self.horizon == 0:
             problems.append(
                 "data.difference: a target differenced over horizon 0 is always 0; use difference: 0 with horizon 0"
@@ -118,18 +161,51 @@ class TableTask(WalkForward):
     def windows(self) -> Windows:
         table = read_table(Path(self.csv))
         inputs = self.inputs or [self.target]
-        target = table.numbers(self.target, "data.target")
+        target = self._labels(table) if self.classification else table.numbers(self.target, "data.target")
         columns = np.stack([table.numbers(name, "data.inputs") for name in inputs], axis=1)
         what = f"column {self.target!r} of {self.csv}"
-        options = self.window_options() | {"difference": self.difference or 0}
+        options = self.window_options() | {"difference": self.difference or 0, "labels": self.classification}
         if self.entity is None:
-            test_size = self.held_out(len(target))
-            return cut(columns, target, horizon=self.horizon, test_size=test_size, what=what, **options)
-        segments = [
-            Segment(columns[rows], target[rows], self.held_out(len(rows)), name)
-            for name, rows in self._entities(table).items()
-        ]
-        return cut_segments(segments, horizon=self.horizon, what=what, entities=True, **options)
+            segments = [Segment(columns, target, self.held_out(len(target)))]
+        else:
+            segments = [
+                Segment(columns[rows], target[rows], self.held_out(len(rows)), name)
+                for name, rows in self._entities(table).items()
+            ]
+        if self.classification:
+            self._check_classes(segments)
+        return cut_segments(segments, horizon=self.horizon, what=what, entities=self.entity is not None, **options)
+
+    def _labels(self, table: Table) -> np.ndarray:
+        """The target's labels as class indices (0 or 1), each checked to be a class."""
+        classes, labels = self.classes or [], []
+        for number, cell in table.cells(self.target, "data.target"):
+            if cell not in classes:
+                raise SeriesError(
+                    f"data.target: {table.path} row {number}, column {self.target!r} is {echo(cell)}, not one of "
+                    f"the classes {', '.join(map(repr, classes))}; fix the cell or list it in data.classes"
+                )
+            labels.append(classes.index(cell))
+        return np.array(labels, dtype=np.float64)
+
+    def _check_classes(self, segments: list[Segment]) -> None:
+        """Every class the test parts hold appears in the training parts, and the
+        training parts hold more than one class."""
+        horizon = self.horizon
+        train = np.concatenate([s.target[horizon : len(s.target) - s.test_size] for s in segments])
+        test = np.concatenate([s.target[len(s.target) - s.test_size :] for s in segments])
+        seen = set(train.tolist())
+        if len(seen) < 2:
+            raise SeriesError(
+                f"data.target: the training part of column {self.target!r} holds one class only "
+                f"({self.classes[int(train[0])]!r}); there is nothing to learn: use more rows or a smaller test part"
+            )
+        unseen = sorted(set(test.tolist()) - seen)
+        if unseen:
+            raise SeriesError(
+                f"data.target: class {self.classes[int(unseen[0])]!r} of column {self.target!r} appears in the "
+                "test part only; a model cannot learn it: move the split (test_size) or drop the class"
+            )
 
     def _entities(self, table: Table) -> dict[str, np.ndarray]:
         """Each entity's row positions, in order of first appearance, each checked
@@ -185,6 +261,20 @@ class TableTask(WalkForward):
                 "make whole batches (the forecasts use every window)"
             )
         return notes
+
+
+def _label_kind(cells: list[str]) -> tuple[str, list[str] | None]:
+    """The kind a target column's cells suggest, and its classes if a label. A
+    column of numbers with a few cells that are not (a typo, a missing value) is
+    read as numbers, so that the numeric reader names the bad cell."""
+    values = sorted(set(cells))
+    numeric = [cell for cell in cells if _is_number(cell)]
+    if 2 * len(numeric) > len(cells):
+        numbers = sorted({float(cell) for cell in numeric})
+        if numbers == [0.0, 1.0] and len(numeric) == len(cells):
+            return "binary", sorted(values, key=float)
+        return "regression", None
+    return ("binary" if len(values) == 2 else "categorical"), values
 
 
 def _is_number(cell: str) -> bool:

@@ -86,18 +86,35 @@ class ForecastSet:
     walk: Walk | None = None
     """With entities: the walk through each entity in turn, which replaces priming
     on x_prime and forecasting x_test."""
+    labels: bool = False
+    """The target is a binary label (0 or 1), scored by accuracy; else a number,
+    scored by RMSE."""
 
     @property
     def scaling(self) -> Scaling:
         return Scaling(self.low, self.high, self.out_low, self.out_high)
 
     def invert(self, predictions: np.ndarray) -> np.ndarray:
-        """Scaled (and differenced) predictions back in the series' units."""
+        """Scaled (and differenced) predictions back in the series' units; for
+        labels, the predicted label (a probability above one half is a 1)."""
+        if self.labels:
+            return (np.asarray(predictions, dtype=np.float64) > 0.5).astype(np.float64)
         values = self.scaling.invert(predictions)
         return values + self.previous if self.difference else values
 
     def rmse(self, forecasts: np.ndarray) -> float:
         return float(np.sqrt(np.mean((np.asarray(forecasts, dtype=np.float64) - self.actual) ** 2)))
+
+    def accuracy(self, forecasts: np.ndarray) -> float:
+        return float(np.mean(np.asarray(forecasts, dtype=np.float64) == self.actual))
+
+    @property
+    def metric(self) -> str:
+        """The walk-forward forecasts' figure: forecast_accuracy for labels, test_rmse else."""
+        return "forecast_accuracy" if self.labels else "test_rmse"
+
+    def score(self, forecasts: np.ndarray) -> float:
+        return self.accuracy(forecasts) if self.labels else self.rmse(forecasts)
 
     @property
     def persistence_rmse(self) -> float:
@@ -105,7 +122,10 @@ class ForecastSet:
 
     @property
     def baselines(self) -> dict[str, float]:
-        """Every baseline's RMSE over the test part, the same for every seed."""
+        """Every baseline's figure over the test part (RMSE, or accuracy for
+        labels), the same for every seed: the last value (label) observed first."""
+        if self.labels:
+            return {"previous_accuracy": self.accuracy(self.previous), **dict(self.more_baselines)}
         return {"persistence_rmse": self.persistence_rmse, **dict(self.more_baselines)}
 
 
@@ -121,6 +141,8 @@ class ForecastSets:
         self.differenced = np.array([bool(one.difference) for one in sets])
         self.previous = np.stack([one.previous for one in sets], axis=-1)
         self.actual = np.stack([one.actual for one in sets], axis=-1)
+        self.labels = sets[0].labels
+        self.metric = sets[0].metric
         walks = [one.walk for one in sets if one.walk is not None]
         self.positions = np.stack([walk.forecasts for walk in walks], axis=-1) if walks else None
         """Through entities: which windows' predictions are each run's forecasts."""
@@ -130,6 +152,9 @@ class ForecastSets:
         run's RMSE: ForecastSet.invert and rmse, column by column."""
         if self.positions is not None:  # every window's prediction: keep the forecasts'
             predictions = np.take_along_axis(np.asarray(predictions), self.positions, axis=0)
+        if self.labels:
+            values = (np.asarray(predictions, dtype=np.float64) > 0.5).astype(np.float64)
+            return values, np.mean(values == self.actual, axis=0)
         scaling = Scaling(self.low, self.high, self.out_low, self.out_high)
         values = scaling.invert(predictions)
         values = np.where(self.differenced, values + self.previous, values)
@@ -191,13 +216,17 @@ def cut_segments(
     ridge_alpha: float | None = None,
     what: str = "the series",
     entities: bool = False,
+    labels: bool = False,
 ) -> Windows:
     """The windows of one or more series, each cut as the module says, scaled with
     figures fitted on all of them. SeriesError when a series has too few rows or a
     column is constant where it is fitted; `what` names the data in those messages.
     With `entities`, each segment is an entity: the forecast walks through each
     entity's windows in turn, its state zeroed at each entity's first window
-    (`ForecastSet.walk`), and `Windows.lanes` says how to pack them into lanes."""
+    (`ForecastSet.walk`), and `Windows.lanes` says how to pack them into lanes.
+    With `labels`, the target is a 0/1 label: neither differenced nor scaled, and
+    the baselines are the previous label, the training part's majority label, and
+    a logistic regression on the window, each scored by accuracy."""
     h, steps = horizon, timesteps
     if difference and h == 0:
         raise SeriesError("data.difference: a target differenced over horizon 0 is always 0; use difference: 0")
@@ -231,20 +260,20 @@ def cut_segments(
     scalings = [
         _fitted(fit_inputs[:, column], scale, part, what if columns == 1 else None) for column in range(columns)
     ]
-    target_scaling = _fitted(fit_target, scale, part, what)
+    target_scaling = Scaling(0.0, 1.0, 0.0, 1.0) if labels else _fitted(fit_target, scale, part, what)
 
     pieces = []  # per segment: windows, labels, train mask, target rows of the test windows
     for segment, feature, change in zip(segments, features, changes, strict=True):
         scaled = np.stack([scaling(feature[:, column]) for column, scaling in enumerate(scalings)], axis=1)
         scaled = scaled.astype(np.float32)
-        scaled_target = target_scaling(change).astype(np.float32)
+        scaled_target = (change if labels else target_scaling(change)).astype(np.float32)
         rows, first_test = len(segment.target), len(segment.target) - segment.test_size
         ends = np.arange(difference + steps - 1, rows - h)  # the row each window ends at
         starts = ends - steps + 1 - difference  # in `feature`
         windows = np.stack([scaled[start : start + steps] for start in starts])
-        labels = scaled_target[ends + h - offset]
+        goals = scaled_target[ends + h - offset]
         train = ends + h < first_test
-        pieces.append((windows, labels, train, ends[~train] + h))
+        pieces.append((windows, goals, train, ends[~train] + h))
 
     target_rows = [rows for *_, rows in pieces]
     actual = np.concatenate([segment.target[rows] for segment, rows in zip(segments, target_rows, strict=True)])
@@ -258,11 +287,14 @@ def cut_segments(
             seasonal = np.concatenate(
                 [segment.target[rows - lag] for segment, rows in zip(segments, target_rows, strict=True)]
             )
-            more.append(("seasonal_naive_rmse", _rmse(seasonal, actual)))
+            if labels:
+                more.append(("seasonal_naive_accuracy", float(np.mean(seasonal == actual))))
+            else:
+                more.append(("seasonal_naive_rmse", _rmse(seasonal, actual)))
     x_train = np.concatenate([windows[train] for windows, _, train, _ in pieces])
-    y_train = np.concatenate([labels[train] for _, labels, train, _ in pieces])
+    y_train = np.concatenate([goals[train] for _, goals, train, _ in pieces])
     x_test = np.concatenate([windows[~train] for windows, _, train, _ in pieces])
-    y_test = np.concatenate([labels[~train] for _, labels, train, _ in pieces])
+    y_test = np.concatenate([goals[~train] for _, goals, train, _ in pieces])
     walk = _walk(pieces, prime, reset_each) if entities else None
     forecast = ForecastSet(
         x_prime=x_train,
@@ -277,8 +309,15 @@ def cut_segments(
         out_low=target_scaling.out_low,
         out_high=target_scaling.out_high,
         walk=walk,
+        labels=labels,
     )
-    if ridge_alpha is not None:
+    if labels:
+        majority = float(np.mean(y_train) > 0.5)
+        more.append(("majority_accuracy", forecast.accuracy(np.full(len(actual), majority))))
+        if ridge_alpha is not None:
+            predictions = logistic(x_train, y_train, x_test, ridge_alpha)
+            more.append(("logistic_accuracy", forecast.accuracy(forecast.invert(predictions))))
+    elif ridge_alpha is not None:
         predictions = ridge(x_train, y_train, x_test, ridge_alpha)
         more.append(("ridge_rmse", forecast.rmse(forecast.invert(predictions))))
     forecast = replace(forecast, more_baselines=tuple(more))
@@ -369,6 +408,26 @@ def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: f
     penalty[0, 0] = 0.0
     weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train.astype(np.float64))
     return np.hstack([np.ones((len(x_test), 1)), x_test.reshape(len(x_test), -1).astype(np.float64)]) @ weights
+
+
+def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
+    """A logistic regression on the flattened windows (an intercept, not
+    penalized; an L2 penalty `alpha` on the rest), fitted in float64 by Newton's
+    method; its probabilities for `x_test`."""
+    design = np.hstack([np.ones((len(x_train), 1)), x_train.reshape(len(x_train), -1).astype(np.float64)])
+    penalty = alpha * np.eye(design.shape[1])
+    penalty[0, 0] = 0.0
+    labels, weights = y_train.astype(np.float64), np.zeros(design.shape[1])
+    for _ in range(100):
+        probabilities = 1 / (1 + np.exp(-(design @ weights)))
+        gradient = design.T @ (probabilities - labels) + penalty @ weights
+        curvature = design.T @ (design * (probabilities * (1 - probabilities))[:, None]) + penalty
+        step = np.linalg.solve(curvature + 1e-9 * np.eye(len(weights)), gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    test = np.hstack([np.ones((len(x_test), 1)), x_test.reshape(len(x_test), -1).astype(np.float64)])
+    return 1 / (1 + np.exp(-(test @ weights)))
 
 
 def _fitted(values: np.ndarray, scale: str, part: str, what: str | None) -> Scaling:

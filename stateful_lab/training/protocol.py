@@ -145,11 +145,12 @@ def _after(value, result):
 
 def scored(forecast, predictions: np.ndarray) -> dict:
     """A forecasting run's epoch figures from its scaled predictions: the
-    forecasts in the series' units and their RMSE."""
+    forecasts in the series' units and their RMSE (for labels, the predicted
+    labels and their accuracy)."""
     if forecast.walk is not None:  # every window's prediction: keep the forecasts'
         predictions = np.asarray(predictions)[forecast.walk.forecasts]
     forecasts = forecast.invert(predictions)
-    return {"test_rmse": forecast.rmse(forecasts), "forecasts": tuple(float(value) for value in forecasts)}
+    return {forecast.metric: forecast.score(forecasts), "forecasts": tuple(float(value) for value in forecasts)}
 
 
 def epoch_result(epoch: int, figures, seconds: float, classification: bool, forecasts: dict | None = None):
@@ -165,7 +166,8 @@ def diverged(epoch: EpochResult) -> bool:
     """A run has diverged once a loss, or a forecasting run's RMSE, is no longer a
     finite number: nothing after it is worth training, and no such figure is ever
     averaged or printed as a result."""
-    figures = [epoch.train_loss, epoch.test_loss] + ([epoch.test_rmse] if epoch.forecasts else [])
+    scored = epoch.forecasts and math.isnan(epoch.forecast_accuracy)  # an RMSE (an accuracy is always finite)
+    figures = [epoch.train_loss, epoch.test_loss] + ([epoch.test_rmse] if scored else [])
     return not all(math.isfinite(figure) for figure in figures)
 
 

@@ -69,12 +69,12 @@ def train_together(
         seconds = (time.perf_counter() - call_started) / count / real  # each run's share of an epoch
         for index in range(count):
             if scorer is not None:
-                values, rmse = scorer.scored(predictions[index])
+                values, scores = scorer.scored(predictions[index])
             for run in sorted(training):
                 figures = [array[index, run] for array in (train_loss, train_accuracy, test_loss, test_accuracy)]
                 forecast = None
                 if scorer is not None:
-                    forecast = {"test_rmse": float(rmse[run]), "forecasts": tuple(values[:, run].tolist())}
+                    forecast = {scorer.metric: float(scores[run]), "forecasts": tuple(values[:, run].tolist())}
                 epoch = protocol.epoch_result(done + index, figures, seconds, group.classification, forecast)
                 if not protocol.record(results[run], epoch) or done + index + 1 == epochs[run]:
                     training.discard(run)  # diverged, or its last epoch
