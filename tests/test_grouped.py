@@ -66,6 +66,10 @@ CASES = {
         EXAMPLES / "tanks.yaml",
         ["model.cell=gru", "data.test_size=5", "data.target=alarm", "model.loss=null", "model.output_activation=null"],
     ),
+    "a label of three classes through entities (softmax, sparse cross-entropy), lstm": (
+        EXAMPLES / "tanks.yaml",
+        ["data.test_size=5", "data.target=band", "model.loss=null", "model.output_activation=null"],
+    ),
     "shampoo_state forecasts, reset after each, not primed": (
         "shampoo_state",
         ["train.epochs=3", "data.forecast_reset=each", "data.prime=false", "model.cell=gru"],

@@ -374,16 +374,13 @@ def test_the_kind_of_target_is_inferred_where_unambiguous_and_recorded(tmp_path,
     of many values is a count, not a class, unless the config says so)."""
     csv = label_table(tmp_path / "t.csv", labels)
     raw = {"data": {"task": "table", "csv": str(csv), "inputs": ["x"], "target": "label", "horizon": 0}}
-    if kind == "categorical":
-        with pytest.raises(ConfigError) as caught:
-            parse_experiment(raw)
-        assert "categorical targets (more than two classes) are not accepted yet" in str(caught.value)
-        assert "classes: a, b, c" in str(caught.value)
-        return
     experiment = parse_experiment(raw)
     assert experiment.data.kind == kind and experiment.data.classes == classes
-    assert experiment.classification == (kind == "binary")
-    assert experiment.model.loss == ("binary_crossentropy" if kind == "binary" else "mse")
+    assert experiment.classification == (kind != "regression")
+    loss = {"binary": "binary_crossentropy", "categorical": "sparse_categorical_crossentropy"}.get(kind, "mse")
+    activation = {"binary": "sigmoid", "categorical": "softmax"}.get(kind, "linear")
+    assert (experiment.model.loss, experiment.model.output_activation) == (loss, activation)
+    assert experiment.data.output_units == (3 if kind == "categorical" else 1)
     assert f"kind: {kind}" in experiment.to_yaml()
 
 
@@ -464,3 +461,88 @@ def test_every_engine_forecasts_labels_alike(tmp_path, trainer):
         for field in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy"):
             assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-5), field
         assert 0 <= a.forecast_accuracy <= 1 and np.isnan(a.test_rmse)
+
+
+def categorical_table(path):
+    """Entities on lanes, a label of three classes that depends on the history of
+    the input (a leaky sum above, inside or below a band)."""
+    rng = np.random.default_rng(11)
+    lines = ["unit,step,x,regime"]
+    for entity, length in enumerate((14, 18, 12, 16)):
+        x, total = rng.standard_normal(length), 0.0
+        for step in range(length):
+            total = 0.7 * total + x[step]
+            regime = "high" if total > 0.7 else "low" if total < -0.7 else "mid"
+            lines.append(f"u{entity},{step},{float(x[step])!r},{regime}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_every_engine_forecasts_categories_alike(tmp_path, trainer):
+    """A softmax head of three units and sparse cross-entropy, over entities on
+    lanes: fit and train_on_batch against the compiled loop, the same weights,
+    losses, accuracies and forecast accuracy within 1e-5."""
+    from stateful_lab.runs.seeding import seed_everything
+    from stateful_lab.training.models import build_model
+    from stateful_lab.training.trainers import TRAINERS
+
+    experiment = parse_experiment(
+        {
+            "data": {
+                "task": "table",
+                "csv": str(categorical_table(tmp_path / "c.csv")),
+                "entity": "unit",
+                "order": "step",
+                "inputs": ["x"],
+                "target": "regime",
+                "horizon": 0,
+                "test_size": 3,
+            },
+            "model": {"units": 3},
+            "train": {"batch_size": 2, "epochs": 2},
+        }
+    )
+    assert experiment.data.kind == "categorical" and experiment.data.classes == ["high", "low", "mid"]
+    dataset = make_dataset(experiment.data, 2, seed=0)
+    runs = {}
+    for name in ("loop", trainer):
+        seed_everything(0)
+        model = build_model(experiment, "stateful", 2, seed=0)
+        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
+    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
+    assert weights[-1].shape == (3,)  # one bias per class
+    for a, b in zip(our_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(ours, reference, strict=True):
+        for field in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-5), field
+        assert set(a.forecasts) <= {0.0, 1.0, 2.0}
+
+
+def test_category_baselines_score_what_they_can_know(tmp_path):
+    """The class is which of three bands the input at the same row falls in: a
+    logistic regression (one against the rest) on the window is exact for the
+    outer bands' thresholds; the majority class and the previous class are
+    counted by hand."""
+    inputs = np.random.default_rng(6).uniform(-3, 3, 150)
+    labels = np.where(inputs > 1, "c", np.where(inputs < -1, "a", "b"))
+    csv = label_table(tmp_path / "t.csv", labels, inputs)
+    data = table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=30, ridge_alpha=1e-6).data
+    baselines = make_dataset(data, 1, seed=0).baselines
+    test, before = labels[120:], labels[119:149]
+    values, counts = np.unique(labels[:120], return_counts=True)
+    assert baselines["previous_accuracy"] == pytest.approx(np.mean(test == before))
+    assert baselines["majority_accuracy"] == pytest.approx(np.mean(test == values[counts.argmax()]))
+    assert baselines["logistic_accuracy"] >= 0.9  # the middle band is not linearly separable from the rest
+
+
+def test_categories_have_a_sane_limit_and_their_own_head(tmp_path):
+    csv = label_table(tmp_path / "t.csv", [f"c{index % 120}" for index in range(480)])
+    with pytest.raises(ConfigError) as caught:
+        table_experiment(csv, inputs=["x"], target="label", horizon=0)
+    assert "a categorical target has 3 to 100 classes, this one 120" in str(caught.value)
+    csv = label_table(tmp_path / "u.csv", ["a", "b", "c"] * 20)
+    with pytest.raises(ConfigError) as caught:
+        table_experiment(csv, inputs=["x"], target="label", horizon=0).override("model.output_activation=sigmoid")
+    assert "softmax is the head of a categorical target" in str(caught.value)

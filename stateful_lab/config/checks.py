@@ -47,6 +47,17 @@ def consistency_problems(experiment: Experiment) -> list[str]:
             f"model.recurrent_activation: {model.recurrent_activation} is for gated cells; "
             "simple_rnn has no gates, so remove it or use cell lstm or gru"
         )
+    categorical = data.output_units > 1
+    if categorical != (model.output_activation == "softmax"):
+        problems.append(
+            "model.output_activation: softmax is the head of a categorical target, and a categorical target "
+            f"needs it (this one is {model.output_activation}); leave output_activation out"
+        )
+    if categorical != (model.loss == "sparse_categorical_crossentropy"):
+        problems.append(
+            "model.loss: sparse_categorical_crossentropy is the loss of a categorical target, and a categorical "
+            f"target needs it (this one is {model.loss}); leave loss out"
+        )
     if any(units < 1 for units in model.units):
         problems.append(f"model.units: {model.units} must all be at least 1")
     if train.shuffle and any(v in STATEFUL_VARIANTS for v in experiment.variants):

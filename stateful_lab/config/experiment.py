@@ -86,10 +86,10 @@ class ModelConfig(StrictModel):
     """The gates' activation (LSTM and GRU): sigmoid, Keras 3's default;
     hard_sigmoid, Keras 3's (x/6 + 0.5, clipped); hard_sigmoid_keras2, Keras 2's
     (0.2x + 0.5, clipped), the LSTM's default before Keras 2.3."""
-    output_activation: Literal["sigmoid", "linear", "tanh"] | None = None
+    output_activation: Literal["sigmoid", "linear", "tanh", "softmax"] | None = None
     """Activation of the one-unit Dense output (default: sigmoid for bit tasks,
     linear for regression)."""
-    loss: Literal["mse", "mae", "binary_crossentropy"] | None = None
+    loss: Literal["mse", "mae", "binary_crossentropy", "sparse_categorical_crossentropy"] | None = None
     """Training loss; default mse, what the blog used, also for bits (the table
     task's binary labels: binary_crossentropy)."""
 
@@ -175,7 +175,7 @@ class Experiment(StrictModel):
             update={
                 "units": units,
                 "layers": model.layers or len(units),
-                "output_activation": model.output_activation or ("sigmoid" if self.classification else "linear"),
+                "output_activation": model.output_activation or self.data.default_activation,
                 "loss": model.loss or self.data.default_loss,
             }
         )

@@ -35,6 +35,14 @@ class TaskData(StrictModel):
     """The model predicts every time step, not one value per window."""
     default_loss: ClassVar[str] = "mse"
     """The loss when the config names none (mse, the blog's choice, also for bits)."""
+    output_units: ClassVar[int] = 1
+    """Units of the model's Dense head: one, or one per class of a categorical target."""
+
+    @property
+    def default_activation(self) -> str:
+        """The head's activation when the config names none."""
+        return "sigmoid" if self.classification else "linear"
+
     metrics: ClassVar[tuple[str, ...]] = ()
     """Per-epoch metrics of this task beyond the losses and accuracies (forecast: test_rmse)."""
     wide_window: ClassVar[bool] = True

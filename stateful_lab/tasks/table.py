@@ -34,6 +34,8 @@ from stateful_lab.tasks.forecast import WalkForward, absolute
 from stateful_lab.tasks.windows import Segment, Windows, cut_segments
 from stateful_lab.userfiles import echo
 
+MAX_CLASSES = 100
+"""The most classes a categorical target may have (a softmax of this many units)."""
 DEFAULT_TEST_FRACTION = 0.2
 """The share of the rows held out when neither test_size nor test_fraction is given."""
 
@@ -89,7 +91,15 @@ class TableTask(WalkForward):
 
     @property
     def default_loss(self) -> str:  # type: ignore[override]
-        return "binary_crossentropy" if self.kind == "binary" else "mse"
+        return {"binary": "binary_crossentropy", "categorical": "sparse_categorical_crossentropy"}.get(self.kind, "mse")
+
+    @property
+    def default_activation(self) -> str:
+        return "softmax" if self.kind == "categorical" else super().default_activation
+
+    @property
+    def output_units(self) -> int:  # type: ignore[override]
+        return len(self.classes or []) if self.kind == "categorical" else 1
 
     def resolved(self, config_dir: Path | None = None) -> TableTask:
         csv = absolute(self.csv, config_dir)
@@ -129,10 +139,10 @@ class TableTask(WalkForward):
             problems.append("data.test_size and data.test_fraction: give one of them")
         if self.order is not None and self.entity is None:
             problems.append("data.order: orders the rows within an entity; give data.entity too, or leave order out")
-        if self.kind == "categorical":
+        if self.kind == "categorical" and not 2 < len(self.classes or []) <= MAX_CLASSES:
             problems.append(
-                "data.kind: categorical targets (more than two classes) are not accepted yet, only binary ones "
-                f"(classes: {', '.join(self.classes or [])}); the softmax head in every engine is the next step"
+                f"data.classes: a categorical target has 3 to {MAX_CLASSES} classes, this one "
+                f"{len(self.classes or [])}; with two, use kind: binary; with more, group rare classes together"
             )
         if self.classification and self.difference:
             problems.append("data.difference: a label cannot be differenced; use difference: 0")
@@ -164,7 +174,8 @@ class TableTask(WalkForward):
         target = self._labels(table) if self.classification else table.numbers(self.target, "data.target")
         columns = np.stack([table.numbers(name, "data.inputs") for name in inputs], axis=1)
         what = f"column {self.target!r} of {self.csv}"
-        options = self.window_options() | {"difference": self.difference or 0, "labels": self.classification}
+        labels = len(self.classes or []) if self.classification else 0
+        options = self.window_options() | {"difference": self.difference or 0, "labels": labels}
         if self.entity is None:
             segments = [Segment(columns, target, self.held_out(len(target)))]
         else:
@@ -177,7 +188,7 @@ class TableTask(WalkForward):
         return cut_segments(segments, horizon=self.horizon, what=what, entities=self.entity is not None, **options)
 
     def _labels(self, table: Table) -> np.ndarray:
-        """The target's labels as class indices (0 or 1), each checked to be a class."""
+        """The target's labels as class indices, each checked to be a class."""
         classes, labels = self.classes or [], []
         for number, cell in table.cells(self.target, "data.target"):
             if cell not in classes:

@@ -86,8 +86,9 @@ class ForecastSet:
     walk: Walk | None = None
     """With entities: the walk through each entity in turn, which replaces priming
     on x_prime and forecasting x_test."""
-    labels: bool = False
-    """The target is a binary label (0 or 1), scored by accuracy; else a number,
+    labels: int = 0
+    """The target is a label of this many classes (2: binary, one probability per
+    window; more: categorical, one per class), scored by accuracy; 0: a number,
     scored by RMSE."""
 
     @property
@@ -96,9 +97,10 @@ class ForecastSet:
 
     def invert(self, predictions: np.ndarray) -> np.ndarray:
         """Scaled (and differenced) predictions back in the series' units; for
-        labels, the predicted label (a probability above one half is a 1)."""
+        labels, the predicted class (binary: a probability above one half is 1;
+        categorical: the most probable class)."""
         if self.labels:
-            return (np.asarray(predictions, dtype=np.float64) > 0.5).astype(np.float64)
+            return predicted_classes(predictions, self.labels, axis=-1)
         values = self.scaling.invert(predictions)
         return values + self.previous if self.difference else values
 
@@ -151,9 +153,11 @@ class ForecastSets:
         """Scaled predictions (forecasts, runs) back in the series' units, and each
         run's RMSE: ForecastSet.invert and rmse, column by column."""
         if self.positions is not None:  # every window's prediction: keep the forecasts'
-            predictions = np.take_along_axis(np.asarray(predictions), self.positions, axis=0)
+            predictions = np.asarray(predictions)
+            positions = self.positions if predictions.ndim == 2 else self.positions[:, None, :]  # (.., classes, ..)
+            predictions = np.take_along_axis(predictions, positions, axis=0)
         if self.labels:
-            values = (np.asarray(predictions, dtype=np.float64) > 0.5).astype(np.float64)
+            values = predicted_classes(predictions, self.labels, axis=1)  # (windows, classes, runs)
             return values, np.mean(values == self.actual, axis=0)
         scaling = Scaling(self.low, self.high, self.out_low, self.out_high)
         values = scaling.invert(predictions)
@@ -216,7 +220,7 @@ def cut_segments(
     ridge_alpha: float | None = None,
     what: str = "the series",
     entities: bool = False,
-    labels: bool = False,
+    labels: int = 0,
 ) -> Windows:
     """The windows of one or more series, each cut as the module says, scaled with
     figures fitted on all of them. SeriesError when a series has too few rows or a
@@ -224,9 +228,10 @@ def cut_segments(
     With `entities`, each segment is an entity: the forecast walks through each
     entity's windows in turn, its state zeroed at each entity's first window
     (`ForecastSet.walk`), and `Windows.lanes` says how to pack them into lanes.
-    With `labels`, the target is a 0/1 label: neither differenced nor scaled, and
-    the baselines are the previous label, the training part's majority label, and
-    a logistic regression on the window, each scored by accuracy."""
+    With `labels` (the number of classes), the target is a class index: neither
+    differenced nor scaled, and the baselines are the previous label, the training
+    part's majority label, and a logistic regression on the window (one against
+    the rest for more than two classes), each scored by accuracy."""
     h, steps = horizon, timesteps
     if difference and h == 0:
         raise SeriesError("data.difference: a target differenced over horizon 0 is always 0; use difference: 0")
@@ -312,10 +317,16 @@ def cut_segments(
         labels=labels,
     )
     if labels:
-        majority = float(np.mean(y_train) > 0.5)
+        majority = float(np.bincount(y_train.astype(int), minlength=labels).argmax())
         more.append(("majority_accuracy", forecast.accuracy(np.full(len(actual), majority))))
         if ridge_alpha is not None:
-            predictions = logistic(x_train, y_train, x_test, ridge_alpha)
+            if labels == 2:
+                predictions = logistic(x_train, y_train, x_test, ridge_alpha)
+            else:  # one against the rest
+                predictions = np.stack(
+                    [logistic(x_train, (y_train == k).astype(np.float64), x_test, ridge_alpha) for k in range(labels)],
+                    axis=-1,
+                )
             more.append(("logistic_accuracy", forecast.accuracy(forecast.invert(predictions))))
     elif ridge_alpha is not None:
         predictions = ridge(x_train, y_train, x_test, ridge_alpha)
@@ -408,6 +419,15 @@ def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: f
     penalty[0, 0] = 0.0
     weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train.astype(np.float64))
     return np.hstack([np.ones((len(x_test), 1)), x_test.reshape(len(x_test), -1).astype(np.float64)]) @ weights
+
+
+def predicted_classes(predictions, classes: int, axis: int) -> np.ndarray:
+    """Predicted class indices as floats: binary, a probability above one half is
+    1; categorical, the most probable class along `axis` (which then goes)."""
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if classes == 2:
+        return (predictions > 0.5).astype(np.float64)
+    return predictions.argmax(axis=axis).astype(np.float64)
 
 
 def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:

@@ -46,6 +46,8 @@ class CompiledLoop:
         # restored for every seed.
         self.fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         self.loss = self.model.loss
+        self.classes = experiment.data.output_units
+        """The head's units: more than one for a categorical target (argmax accuracy)."""
         self.train_epoch = tf.function(self._train_epoch, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
         # A forecasting task's regime (priming, resets) is traced into the forecast function.
@@ -87,7 +89,7 @@ class CompiledLoop:
         for twin_weight, weight in zip(self.twin.weights, self.model.weights, strict=True):
             twin_weight.assign(weight)
         return protocol.walk(
-            lambda window: self.twin(window, training=False)[0, 0],
+            lambda window: protocol.prediction(self.twin(window, training=False)),
             state_variables(self.twin),
             (first, second),
             self.regime.prime,
@@ -97,6 +99,9 @@ class CompiledLoop:
 
     def _step_figures(self, y_true, y_pred):
         loss = self.loss(y_true, y_pred)
+        if self.classes > 1:  # the most probable class, against the class index
+            predicted = tf.cast(tf.argmax(y_pred, axis=-1), y_true.dtype)
+            return loss, tf.reduce_mean(tf.cast(tf.equal(y_true[..., 0], predicted), tf.float32))
         correct = tf.reduce_mean(tf.cast(tf.equal(y_true, tf.cast(y_pred > 0.5, y_true.dtype)), tf.float32))
         return loss, correct
 

@@ -20,6 +20,7 @@ LOSSES = {
     "mse": keras.losses.MeanSquaredError,
     "mae": keras.losses.MeanAbsoluteError,
     "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
 }
 
 
@@ -47,8 +48,8 @@ def recurrent_layer(cell: str, units: int, recurrent_activation: str = "sigmoid"
 
 
 def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int) -> keras.Model:
-    """One recurrent stack (LSTM, GRU or SimpleRNN) and a one-unit Dense head,
-    compiled for the experiment.
+    """One recurrent stack (LSTM, GRU or SimpleRNN) and a Dense head (one unit, or
+    one per class of a categorical target), compiled for the experiment.
 
     Every initializer gets a seed derived from `seed`: Keras' unseeded
     initializers draw from Python's global `random`, which other threads (a Dask
@@ -76,13 +77,16 @@ def build_model(experiment: Experiment, variant: str, batch_size: int, seed: int
         )(hidden)
     # On sequences (per-step targets) the Dense head applies at every step.
     outputs = keras.layers.Dense(
-        1,
+        data.output_units,
         activation=spec.output_activation,
         name="output",
         kernel_initializer=keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(spec.units), 0)),
     )(hidden)
     model = keras.Model(inputs, outputs, name=variant)
-    metrics = [keras.metrics.BinaryAccuracy(name="accuracy")] if experiment.classification else []
+    metrics = []
+    if experiment.classification:
+        accuracy = keras.metrics.SparseCategoricalAccuracy if data.output_units > 1 else keras.metrics.BinaryAccuracy
+        metrics = [accuracy(name="accuracy")]
     model.compile(optimizer=make_optimizer(experiment), loss=LOSSES[spec.loss](), metrics=metrics)
     return model
 
@@ -95,11 +99,14 @@ def initial_weights(experiment: Experiment, seed: int) -> list[np.ndarray]:
     layer shape and seed: the variants and sweep points of a seed start from the
     same weights, and making them takes eager TensorFlow operations."""
     spec = experiment.model
-    return list(_initial_weights(spec.cell, tuple(spec.units), experiment.data.features, seed))
+    data = experiment.data
+    return list(_initial_weights(spec.cell, tuple(spec.units), data.features, data.output_units, seed))
 
 
 @functools.lru_cache(maxsize=512)
-def _initial_weights(cell: str, layer_units: tuple[int, ...], features: int, seed: int) -> tuple[np.ndarray, ...]:
+def _initial_weights(
+    cell: str, layer_units: tuple[int, ...], features: int, outputs: int, seed: int
+) -> tuple[np.ndarray, ...]:
     gates = GATES[cell]
     weights, inputs = [], features
     for index, units in enumerate(layer_units):
@@ -113,8 +120,8 @@ def _initial_weights(cell: str, layer_units: tuple[int, ...], features: int, see
             bias = np.zeros(units)
         weights += [np.asarray(kernel), np.asarray(recurrent), bias.astype(np.float32)]
         inputs = units
-    dense = keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(layer_units), 0))((inputs, 1))
-    weights += [np.asarray(dense), np.zeros(1, np.float32)]
+    dense = keras.initializers.GlorotUniform(seed=_initializer_seed(seed, len(layer_units), 0))((inputs, outputs))
+    weights += [np.asarray(dense), np.zeros(outputs, np.float32)]
     for weight in weights:
         weight.setflags(write=False)
     return tuple(weights)

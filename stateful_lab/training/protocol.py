@@ -110,6 +110,12 @@ def walk_forward(step, states, x_prime, x_test, prime, reset_each):
     return predictions.stack()
 
 
+def prediction(output):
+    """A batch-1 model's prediction for one window: its one output, or, from a head
+    of one unit per class, the classes' probabilities."""
+    return output[0, 0] if output.shape[-1] == 1 else output[0]
+
+
 def walk_through(step, states, windows, zero_before):
     """Walk-forward through several entities (`tasks.windows.Walk`): every window
     in turn, the state zeroed first where `zero_before` says (a bool per window,

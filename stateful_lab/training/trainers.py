@@ -140,7 +140,7 @@ class EagerForecaster:
             return {}
         self.twin.set_weights(model.get_weights())
         predictions = protocol.walk(
-            lambda window: self.twin(window, training=False)[0, 0],
+            lambda window: protocol.prediction(self.twin(window, training=False)),
             state_variables(self.twin),
             self.inputs,
             self.forecast.prime,

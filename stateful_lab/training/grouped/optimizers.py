@@ -18,7 +18,23 @@ LOSSES = {
     "mse": lambda y_true, y_pred: tf.square(y_true - y_pred),
     "mae": lambda y_true, y_pred: tf.abs(y_true - y_pred),
     "binary_crossentropy": keras.ops.binary_crossentropy,
+    "sparse_categorical_crossentropy": lambda y_true, y_pred: _sparse_categorical_crossentropy(y_true, y_pred),
 }
+
+
+def _sparse_categorical_crossentropy(y_true, y_pred):
+    """Keras' sparse categorical cross-entropy from probabilities, for a group:
+    y_pred (B, classes, runs), y_true (B, 1, runs) class indices; per sample and
+    run, (B, 1, runs). As Keras computes it: the probabilities clipped to
+    [epsilon, 1 - epsilon], their log normalized again (a log-softmax), the true
+    class's taken."""
+    epsilon = keras.config.epsilon()
+    logs = tf.math.log(tf.clip_by_value(y_pred, epsilon, 1 - epsilon))
+    normalized = logs - tf.reduce_logsumexp(logs, axis=1, keepdims=True)
+    chosen = tf.one_hot(tf.cast(y_true[:, 0, :], tf.int32), tf.shape(y_pred)[1], axis=1)
+    return -tf.reduce_sum(chosen * normalized, axis=1, keepdims=True)
+
+
 """Each loss element-wise; Keras' loss objects average them over the batch (and
 steps), as the group does per run."""
 

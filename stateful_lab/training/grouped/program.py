@@ -47,6 +47,7 @@ def program_settings(experiment: Experiment) -> dict:
         "per_step": experiment.per_step_targets,
         "reset_every": experiment.batches_between_resets,
         "forecasts": experiment.data.forecast_set() is not None,
+        "outputs": experiment.data.output_units,
     }
 
 
@@ -88,7 +89,13 @@ class GroupedLoop:
         """The gate activations present in the group (each run's: `gate_of`)."""
         self.gate_of = tf.Variable(tf.zeros(runs, tf.int32), trainable=False)
         self.step = StackedCell(spec.cell, self.gates, self.gate_of)
-        self.output_activation = keras.activations.get(spec.output_activation)
+        self.classes = experiment.data.output_units
+        """The head's units: more than one for a categorical target (a softmax over them)."""
+        self.output_activation = (
+            (lambda logits: tf.nn.softmax(logits, axis=-2))  # over the classes; the runs are last
+            if spec.output_activation == "softmax"
+            else keras.activations.get(spec.output_activation)
+        )
         self.loss = LOSSES[spec.loss]
         self.optimizer = StackedOptimizer(train)
         self.weights = [
@@ -237,6 +244,10 @@ class GroupedLoop:
         """Each run's mean loss and accuracy over a batch, shape (runs,)."""
         axes = list(range(len(y_pred.shape) - 1))
         loss = tf.reduce_mean(self.loss(y_true, y_pred), axis=axes)
+        if self.classes > 1:  # the most probable class, against the class index
+            predicted = tf.cast(tf.argmax(y_pred, axis=-2), y_true.dtype)
+            correct = tf.cast(tf.equal(y_true[:, 0, :], predicted), tf.float32)
+            return loss, tf.reduce_mean(correct, axis=0)
         correct = tf.cast(tf.equal(y_true, tf.cast(y_pred > 0.5, y_true.dtype)), tf.float32)
         return loss, tf.reduce_mean(correct, axis=axes)
 
@@ -262,7 +273,8 @@ class GroupedLoop:
         windows = forecast[1].shape[0] if forecast else 0
         size = self.epochs_per_call(windows)
         figures = [tf.TensorArray(tf.float32, size=size, element_shape=(self.runs,)) for _ in range(4)]
-        forecasts = tf.TensorArray(tf.float32, size=size if forecast else 0, element_shape=(windows, self.runs))
+        shape = (windows, self.runs) if self.classes == 1 else (windows, self.classes, self.runs)
+        forecasts = tf.TensorArray(tf.float32, size=size if forecast else 0, element_shape=shape)
 
         def epoch(index, figures, forecasts):
             cleared = protocol.zero(variables, where=tf.logical_or(tf.equal(first + index, 0), resets))
@@ -285,7 +297,7 @@ class GroupedLoop:
         """The most epochs `train_epochs` trains in a call, for forecasts of
         `windows` windows: EPOCHS_PER_CALL, or fewer where their forecasts would
         exceed FORECASTS_KEPT values."""
-        return max(1, min(EPOCHS_PER_CALL, FORECASTS_KEPT // max(1, windows * self.runs)))
+        return max(1, min(EPOCHS_PER_CALL, FORECASTS_KEPT // max(1, windows * self.classes * self.runs)))
 
     def _train_epoch(self, x_batches, y_batches, starts=None):
         """Every batch in order with an optimizer step for every run; each run's
@@ -342,7 +354,7 @@ class GroupedLoop:
         def step(window):
             y_pred, final = self._forward(window, self.twin_states)
             self._carry(self.twin_states, final)
-            return y_pred[0, 0]
+            return y_pred[0, 0] if self.classes == 1 else y_pred[0]  # (runs,), or (classes, runs)
 
         states = self._flat(self.twin_states)
         return protocol.walk(step, states, (first, second), self.primes, self.resets_each, self.walks)

@@ -31,7 +31,8 @@ def weight_count(experiment: Experiment) -> int:
     """One run's weights: each recurrent layer's kernel, recurrent kernel and
     biases (two for a GRU), and the Dense head."""
     spec = experiment.model
-    weights, inputs = 1 + spec.units[-1], experiment.data.features
+    outputs = experiment.data.output_units
+    weights, inputs = outputs * (1 + spec.units[-1]), experiment.data.features
     for units in spec.units:
         weights += (inputs + units + 2) * GATES[spec.cell] * units
         inputs = units
