@@ -218,3 +218,29 @@ def test_diverged_runs_do_not_count_and_no_runs_means_no_data():
         evaluate_claims([(verdict.claim, runs, None)])[0].p_value
         != evaluate_claims([(verdict.claim, runs, None)])[0].p_value
     )  # NaN
+
+
+def test_a_variant_is_judged_against_a_baseline_figure_seed_by_seed():
+    """The ridge baseline's RMSE is one figure (100, the same in every row). A
+    variant at 90 +/- 1 beats it by more than the declared 5: supported; one at
+    99.5 +/- 1 is within 5 of it: the interval rules a difference of 5 out, so
+    not supported; the metric must be the baseline's own."""
+    for mean, verdict in ((90.0, "supported"), (99.5, "not supported")):
+        runs = runs_table({("stateful", 0): noisy(mean, spread=1.0)}, metric="test_rmse")
+        runs["ridge_rmse"] = 100.0
+        expect = dict(
+            metric="test_rmse", test="less", select={"variant": "stateful"}, versus={"baseline": "ridge_rmse"}
+        )
+        result = evaluate_claim(claim(**expect, min_difference=5.0), runs)
+        assert result.word == verdict, result.numbers
+        assert "baseline=ridge_rmse" in result.numbers
+
+
+def test_a_baseline_claim_names_a_known_baseline_in_its_own_metric():
+    from stateful_lab.config.claims import claim_problems
+
+    wrong = claim(metric="test_accuracy", test="less", versus={"baseline": "ridge_rmse"}, min_difference=1)
+    unknown = claim(metric="test_rmse", test="less", versus={"baseline": "oracle_rmse"}, min_difference=1)
+    problems = claim_problems([wrong], []) + claim_problems([unknown], [])
+    assert "ridge_rmse is a test_rmse figure; compare it with metric test_rmse, not test_accuracy" in problems[0]
+    assert "'oracle_rmse' is not one of persistence_rmse" in problems[1]

@@ -10,10 +10,22 @@ from pydantic import Field
 
 from stateful_lab.schema import StrictModel
 
-HIGHER_IS_BETTER = frozenset({"test_accuracy", "train_accuracy"})
+HIGHER_IS_BETTER = frozenset({"test_accuracy", "train_accuracy", "forecast_accuracy"})
 """Metrics where a run reaches a threshold by being at or above it; the others
 (losses, RMSE, time, memory) reach it by being at or below it."""
 
+
+BASELINE_METRICS = {
+    "persistence_rmse": "test_rmse",
+    "seasonal_naive_rmse": "test_rmse",
+    "ridge_rmse": "test_rmse",
+    "previous_accuracy": "forecast_accuracy",
+    "majority_accuracy": "forecast_accuracy",
+    "seasonal_naive_accuracy": "forecast_accuracy",
+    "logistic_accuracy": "forecast_accuracy",
+}
+"""The forecasting tasks' baselines (tasks.windows), each with the metric it is
+in: a claim may compare a variant with one (`versus: {baseline: ridge_rmse}`)."""
 
 PAIRWISE_TESTS = ("greater", "less", "similar", "not_greater")
 """The tests that judge one group against another by a declared smallest
@@ -68,7 +80,9 @@ class Expectation(StrictModel):
     low: float | None = None
     high: float | None = None
     versus: dict[str, Any] | None = None
-    """The runs the selected ones are compared with (two-group tests)."""
+    """The runs the selected ones are compared with (two-group tests); or a
+    baseline, `{baseline: ridge_rmse}`: each selected run against that baseline's
+    figure (the same for every seed), paired by seed."""
     min_difference: float | None = Field(None, ge=0)
     """The smallest difference that matters, in the metric's units, declared with
     the claim (with a comment saying why that size) before any run judges it."""
@@ -112,8 +126,19 @@ def _expectation_problems(expect: Expectation, keys: list[str]) -> list[str]:
         problems += [
             f"selects by {key!r}, which is neither variant nor a swept key"
             for key in select
-            if key not in ("variant", *keys)
+            if key not in ("variant", *keys) and not (select is expect.versus and key == "baseline")
         ]
+    baseline = (expect.versus or {}).get("baseline")
+    if baseline is not None:
+        if baseline not in BASELINE_METRICS:
+            problems.append(f"expect.versus.baseline {baseline!r} is not one of {', '.join(BASELINE_METRICS)}")
+        elif BASELINE_METRICS[baseline] != expect.metric:
+            problems.append(
+                f"expect.versus.baseline {baseline} is a {BASELINE_METRICS[baseline]} figure; compare it with "
+                f"metric {BASELINE_METRICS[baseline]}, not {expect.metric}"
+            )
+        elif expect.test not in PAIRWISE_TESTS:
+            problems.append(f"expect.versus.baseline needs one of the tests {', '.join(PAIRWISE_TESTS)}")
     if expect.test in ("similar", "not_greater") and expect.min_difference == 0:
         problems.append(f"test {expect.test} needs expect.min_difference above 0 (the margin it is tested against)")
     if expect.test.startswith("share_") and expect.value is not None and not 0 <= expect.value <= 1:

@@ -134,12 +134,25 @@ def _assess_metric(claim: Claim, ok: pd.DataFrame) -> _Finding:
         return _threshold(claim, selected)
     if expect.test in ("share_at_least", "share_at_most"):
         return _share(claim, selected)
-    other = per_seed(ok, expect.versus or {}, expect.metric)
+    other = _versus(ok, expect)
     if not len(other):
         return _Finding(claim, "no finished runs match " + _describe(expect.versus or {}), "", no_data=True)
     if min(len(selected), len(other)) < 2:
         return _Finding(claim, "fewer than 2 runs on a side", "", no_data=True)
     return _two_groups(claim, selected, other)
+
+
+def _versus(ok: pd.DataFrame, expect) -> pd.Series:
+    """The other side of a two-group test, by seed: the `versus` runs' metric, or,
+    against a baseline, that baseline's figure beside each selected run (the same
+    for every seed, so the paired test is the selected runs' against a constant)."""
+    versus = dict(expect.versus or {})
+    baseline = versus.pop("baseline", None)
+    if baseline is None:
+        return per_seed(ok, versus, expect.metric)
+    if baseline not in ok:
+        return pd.Series(dtype=float)
+    return per_seed(ok, {**expect.select, **versus}, baseline)
 
 
 def _selected(runs: pd.DataFrame, select: dict) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stateful_lab.atomic import write_atomic
+from stateful_lab.config.claims import BASELINE_METRICS
 from stateful_lab.config.experiment import ConfigError, Experiment, parse_experiment, read_yaml
 from stateful_lab.errors import LabError
 from stateful_lab.results.formatting import csv_text, markdown_row, number
@@ -44,7 +45,7 @@ BASELINE_MEANINGS = {
     "logistic_accuracy": "the accuracy over the same test part of a logistic regression on the same input window, "
     "fitted on the training part",
 }
-BASELINES = tuple(BASELINE_MEANINGS)
+BASELINES = tuple(BASELINE_METRICS)
 """The forecasting tasks' baselines (tasks.windows), each the same for every seed."""
 """Figures that are the same for every run of a sweep point (a forecasting task's
 persistence forecast), shown beside the metrics."""
