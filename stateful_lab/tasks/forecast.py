@@ -99,8 +99,12 @@ class WalkForward(TaskData):
     def notes(self, train_windows: int, batch_size: int) -> list[str]:
         forecast = self.forecast_set()
         test = len(forecast.actual)
-        named = ", ".join(f"{name.removesuffix('_rmse')} {value:.3f}" for name, value in forecast.baselines.items())
-        notes = [f"note: baseline RMSE over the last {test} values (the same for every seed): {named}"]
+        named = ", ".join(
+            f"{name.removesuffix('_rmse').removesuffix('_accuracy')} {value:.3f}"
+            for name, value in forecast.baselines.items()
+        )
+        figure = "accuracy" if forecast.labels else "RMSE"
+        notes = [f"note: baseline {figure} over the {test} test values (the same for every seed): {named}"]
         if self.timesteps > 1:
             notes.append(
                 f"note: windows of {self.timesteps} steps slide one step at a time, so a stateful model reads "

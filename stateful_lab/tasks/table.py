@@ -106,7 +106,8 @@ class TableTask(WalkForward):
         kind, classes = self.kind, self.classes
         if kind is None or (kind != "regression" and classes is None):
             try:
-                inferred, values = _label_kind([cell for _, cell in read_table(Path(csv)).cells(self.target, "t")])
+                cells = [cell for _, cell in read_table(Path(csv)).cells(self.target, "t")]
+                inferred, values = _label_kind(cells)[0], _classes(cells)
             except SeriesError:
                 inferred, values = None, None  # problems() reports why the file cannot be read
             kind = kind or inferred
@@ -272,6 +273,13 @@ class TableTask(WalkForward):
                 "make whole batches (the forecasts use every window)"
             )
         return notes
+
+
+def _classes(cells: list[str]) -> list[str]:
+    """A label column's classes: its distinct values, in numeric order if all are
+    numbers, else in text order."""
+    values = sorted(set(cells))
+    return sorted(values, key=float) if all(_is_number(value) for value in values) else values
 
 
 def _label_kind(cells: list[str]) -> tuple[str, list[str] | None]:
