@@ -424,10 +424,10 @@ def test_bad_labels_are_refused_in_one_line(tmp_path, labels, data, expected):
 
 
 def test_a_class_seen_only_in_the_test_part_is_refused(tmp_path):
-    csv = label_table(tmp_path / "t.csv", ["a", "b"] * 16 + ["c"] * 8)
+    csv = label_table(tmp_path / "t.csv", ["a", "b", "d"] * 12 + ["c"] * 4)
     with pytest.raises(ConfigError) as caught:
-        table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=8, kind="binary", classes=["a", "c"])
-    assert "not one of the classes" in str(caught.value)
+        table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=4)
+    assert "class 'c' of column 'label' appears in the test part only" in str(caught.value)
     csv = label_table(tmp_path / "u.csv", ["a"] * 32 + ["b"] * 8)
     with pytest.raises(ConfigError) as caught:
         table_experiment(csv, inputs=["x"], target="label", horizon=0, test_size=8)
@@ -546,3 +546,19 @@ def test_categories_have_a_sane_limit_and_their_own_head(tmp_path):
     with pytest.raises(ConfigError) as caught:
         table_experiment(csv, inputs=["x"], target="label", horizon=0).override("model.output_activation=sigmoid")
     assert "softmax is the head of a categorical target" in str(caught.value)
+
+
+def test_overlapping_windows_are_said_to_overlap_and_one_step_windows_follow_each_other(tmp_path):
+    """With timesteps 1 each window's row follows the last one's, so the state a
+    stateful model carries is exactly the previous row's; with more, windows slide
+    by one and overlap, and the console says what that means for a stateful model."""
+    rows = np.arange(40.0)
+    csv = write_table(tmp_path / "t.csv", x=rows, y=rows)
+    one = make_dataset(table_experiment(csv, inputs=["x"], target="y", horizon=0, difference=0).data, 1, 0)
+    last_rows = np.rint((one.x_train[:, -1, 0] + 1) / 2 * 31)
+    np.testing.assert_array_equal(np.diff(last_rows), 1)  # consecutive windows, consecutive rows
+    assert not any("slide" in note for note in one.notes)
+    data = table_experiment(csv, inputs=["x"], target="y", horizon=0, difference=0, timesteps=3).data
+    three = make_dataset(data, 1, 0)
+    np.testing.assert_array_equal(three.x_train[1, :2], three.x_train[0, 1:])  # overlap by T - 1 rows
+    assert any("reads each step several times" in note for note in three.notes)
