@@ -41,14 +41,16 @@ def test_smoke_config_runs_and_writes_the_output_contract(name, tmp_path):
     assert epochs["train_loss"].notna().all() and epochs["test_loss"].notna().all()
     if experiment.data.forecast_set() is not None:  # a forecasting task: its forecasts and the baseline
         forecasts = pd.read_csv(tmp_path / "forecasts.csv")
-        assert len(forecasts) == expected_runs * experiment.data.test_size
-        assert epochs["test_rmse"].notna().all()
+        assert len(forecasts) == expected_runs * len(experiment.data.forecast_set().actual)  # every entity's test part
+        metric = experiment.data.forecast_set().metric  # test_rmse, or forecast_accuracy for labels
+        assert epochs[metric].notna().all()
         repeats = len(experiment.seed_list) * len(experiment.variants)
-        persistence = [
-            point.data.forecast_set().persistence_rmse for _, point in experiment.points for _ in range(repeats)
+        first = next(iter(experiment.data.forecast_set().baselines))  # persistence, or the previous label
+        baseline = [
+            point.data.forecast_set().baselines[first] for _, point in experiment.points for _ in range(repeats)
         ]
-        assert min(persistence) > 0  # the CSV keeps six digits
-        assert runs["persistence_rmse"].to_list() == pytest.approx(persistence, rel=1e-5)
+        assert min(baseline) > 0  # the CSV keeps six digits
+        assert runs[first].to_list() == pytest.approx(baseline, rel=1e-5)
     if experiment.classification:
         assert epochs["test_accuracy"].between(0, 1).all()
     else:
