@@ -1,4 +1,14 @@
-"""stateful-lab: reproduce and test the popular claims about stateful Keras LSTMs."""
+"""stateful-lab: reproduce and test the popular claims about stateful Keras LSTMs,
+and answer "should my recurrent model be stateful?" on your own data.
+
+From Python (the library the command line calls; see the README, "From Python"):
+
+    import stateful_lab
+    results = stateful_lab.run("configs/first_timestep.yaml", seeds=3)
+    results.summary, results.verdicts
+    stateful_lab.load("results/first_timestep")
+    stateful_lab.compare("results/first_timestep", ["variant=stateful"], ["variant=stateless"])
+"""
 
 import os
 
@@ -16,3 +26,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # here, before anything parses XLA's flags.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=2".strip()
+
+
+_API = {"run", "load", "compare", "Results"}
+_ERRORS = {"LabError": "errors", "RunFailed": "errors", "ConfigError": "config.files", "ResultsError": "results.tables"}
+
+
+def __getattr__(name: str):
+    """The API's names, imported on first use: `import stateful_lab` stays as
+    light as the command line needs it (no pandas, no TensorFlow)."""
+    import importlib
+
+    if name in _API:
+        return getattr(importlib.import_module("stateful_lab.api"), name)
+    if name in _ERRORS:
+        return getattr(importlib.import_module(f"stateful_lab.{_ERRORS[name]}"), name)
+    raise AttributeError(f"module 'stateful_lab' has no attribute {name!r}")
+
+
+__all__ = ["Results", "compare", "load", "run", "LabError", "RunFailed", "ConfigError", "ResultsError"]

@@ -15,13 +15,13 @@ from .conftest import ROOT
 PACKAGE = ROOT / "stateful_lab"
 
 MAY_NOT_IMPORT = {
-    "config": ["runs", "training", "execution", "results", "diagnostics", "cli"],
-    "tasks": ["runs", "training", "execution", "results", "diagnostics", "cli"],
-    "runs": ["training", "execution", "results", "diagnostics", "cli"],
-    "training": ["execution", "results", "diagnostics", "cli"],
-    "execution": ["diagnostics", "cli"],
-    "results": ["training", "execution", "diagnostics", "cli"],
-    "diagnostics": ["execution", "results", "cli"],
+    "config": ["runs", "training", "execution", "results", "diagnostics", "cli", "api"],
+    "tasks": ["runs", "training", "execution", "results", "diagnostics", "cli", "api"],
+    "runs": ["training", "execution", "results", "diagnostics", "cli", "api"],
+    "training": ["execution", "results", "diagnostics", "cli", "api"],
+    "execution": ["diagnostics", "cli", "api"],
+    "results": ["training", "execution", "diagnostics", "cli", "api"],
+    "diagnostics": ["execution", "results", "cli", "api"],
 }
 """What each folder must not import (docs/design.md, "Data flow")."""
 
