@@ -353,3 +353,28 @@ def test_a_run_killed_hard_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_pa
     assert f"ran {16 - finished} of 16 runs" in resumed.output
     pd.testing.assert_frame_equal(numbers(killed), numbers(tmp_path / "whole"))
     assert not list(killed.rglob("*.tmp"))
+
+
+@pytest.mark.filterwarnings("ignore:resource_tracker")  # it is started with the same failing interpreter
+def test_workers_that_die_as_they_start_fail_the_work_with_the_reason_and_are_not_restarted_for_ever():
+    """A worker that cannot start (here: the interpreter it is started with exits
+    at once with status 1) is replaced, but after STARTUP_DEATHS such deaths in a
+    row the pool gives up: queued work fails with the reason, never a hang."""
+    import multiprocessing.spawn
+
+    from stateful_lab.execution import workers
+
+    real = multiprocessing.spawn.get_executable()
+    multiprocessing.spawn.set_executable("/bin/false")
+    try:
+        pool = workers.WorkerPool(1)
+        future = pool.submit([], None)
+        error = future.exception(timeout=60)
+    finally:
+        multiprocessing.spawn.set_executable(real)
+        pool.shutdown()
+    assert isinstance(error, RuntimeError)
+    assert str(error).startswith("worker processes die as they start (worker process ")
+    assert str(error).endswith("exited with status 1)")
+    with pytest.raises(RuntimeError, match="die as they start"):
+        pool.submit([], None)
