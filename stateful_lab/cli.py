@@ -129,6 +129,12 @@ def main(verbose: bool) -> None:
     show_default=True,
     help="Refuse a config that makes more runs than this (a sweep's points x seeds x variants).",
 )
+@click.option(
+    "--tensorboard",
+    "logdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write every run's epochs to this TensorBoard log folder (as `export tensorboard`).",
+)
 def run(
     configs: tuple[str, ...],
     out: Path | None,
@@ -140,6 +146,7 @@ def run(
     force: bool,
     quiet: bool,
     max_runs: int,
+    logdir: Path | None,
 ) -> None:
     """Train every variant over every seed (and sweep point) of each CONFIG.
 
@@ -199,6 +206,8 @@ def run(
         sys.exit(143)
     except LabError as error:
         _exit_with(error)
+    if logdir is not None:
+        _export_tensorboard(folders, logdir)
     if any(outcome.failed for outcome in outcomes):
         sys.exit(1)
 
@@ -449,6 +458,46 @@ def compare(
     except LabError as error:
         _exit_with(error)
     click.echo(render(row, output), nl=False)
+
+
+@main.group()
+def export() -> None:
+    """Send results where their users already look (TensorBoard)."""
+
+
+@export.command("tensorboard")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--logdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The TensorBoard log folder to write (`tensorboard --logdir DIR` shows it).",
+)
+def export_tensorboard(results: tuple[Path, ...], logdir: Path) -> None:
+    """Write each run of RESULTS (result folders, or folders of them) to TensorBoard.
+
+    One TensorBoard run per config, sweep point, variant and seed, under
+    LOGDIR/<config>/: every epoch's losses, accuracies and forecast figures as
+    scalars, and the sweep keys, variant and seed as hyperparameters (the HParams
+    dashboard) beside the final figures.
+
+    \b
+    Example:
+        stateful-lab export tensorboard results/collocated --logdir runs/
+        tensorboard --logdir runs/
+    """
+    _export_tensorboard(list(results), logdir)
+
+
+def _export_tensorboard(folders: list[Path], logdir: Path) -> None:
+    _check_writable(logdir)
+    from stateful_lab.results.tensorboard import export as write
+
+    try:
+        count = write(folders, logdir)
+    except LabError as error:
+        _exit_with(error)
+    click.echo(f"wrote {count} runs to TensorBoard under {logdir}/ (tensorboard --logdir {logdir})")
 
 
 def _check_writable(out: Path) -> None:

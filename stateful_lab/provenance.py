@@ -23,6 +23,7 @@ PACKAGES = (
     "click",
     "pyyaml",
     "distributed",
+    "tensorboard",
     "matplotlib",
 )
 
