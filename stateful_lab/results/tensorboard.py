@@ -56,12 +56,13 @@ def _export_config(config: ConfigResults, folder: Path, keys: list[str], figures
     for values, rows in epochs.groupby(keys, sort=False, dropna=False):
         point = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
         rows = rows.sort_values("epoch")
-        summaries = [hparams.hparams_pb({key: _hparam(value) for key, value in point.items()})]
+        name = run_folder(config, point)
+        summaries = [hparams.hparams_pb({key: _hparam(value) for key, value in point.items()}, trial_id=name)]
         events = []
         for row in rows.to_dict("records"):
             scalars = {name: row[name] for name in figures if not _missing(row[name])}
             events.append((int(row["epoch"]), _scalars(scalars)))
-        _write(folder / run_folder(config, point), summaries, events)
+        _write(folder / name, summaries, events)
         count += 1
     return count
 
