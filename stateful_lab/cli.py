@@ -462,7 +462,7 @@ def compare(
 
 @main.group()
 def export() -> None:
-    """Send results where their users already look (TensorBoard)."""
+    """Send results where their users already look (TensorBoard, MLflow)."""
 
 
 @export.command("tensorboard")
@@ -487,6 +487,32 @@ def export_tensorboard(results: tuple[Path, ...], logdir: Path) -> None:
         tensorboard --logdir runs/
     """
     _export_tensorboard(list(results), logdir)
+
+
+@export.command("mlflow")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--tracking-uri", required=True, help="The MLflow tracking server or store (sqlite:///mlflow.db, http://...)."
+)
+def export_mlflow(results: tuple[Path, ...], tracking_uri: str) -> None:
+    """Log each run of RESULTS to MLflow (needs pip install 'stateful-lab[mlflow]').
+
+    One MLflow run per config, sweep point, variant and seed, in an experiment
+    named after the config: the point, variant and seed as parameters, every
+    epoch's figures as metrics (step = epoch), the run's status as a tag; and one
+    run per config with the result files as artifacts.
+
+    \b
+    Example:
+        stateful-lab export mlflow results/collocated --tracking-uri sqlite:///mlflow.db
+    """
+    from stateful_lab.results.mlflow_export import export as log
+
+    try:
+        count = log(list(results), tracking_uri)
+    except LabError as error:
+        _exit_with(error)
+    click.echo(f"logged {count} runs to MLflow at {tracking_uri}")
 
 
 def _export_tensorboard(folders: list[Path], logdir: Path) -> None:

@@ -46,3 +46,44 @@ def test_run_with_tensorboard_writes_every_epoch_of_every_run_and_its_hyperparam
     top = EventAccumulator(str(tmp_path / "tb" / "smoke_lag_copy"))
     top.Reload()
     assert metadata.EXPERIMENT_TAG in top.PluginTagToContent(metadata.PLUGIN_NAME)  # the HParams dashboard's columns
+
+
+def test_export_to_mlflow_logs_every_run_and_the_result_files(tmp_path, monkeypatch):
+    """Against a local file store (MLflow keeps it in maintenance mode; the test
+    allows it): one MLflow run per config, point, variant and seed with its
+    parameters and per-epoch metrics equal to epochs.csv, and the files run."""
+    mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", *smoke("first_timestep"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    uri = f"file:{tmp_path / 'mlruns'}"
+    exported = CliRunner().invoke(main, ["export", "mlflow", str(out), "--tracking-uri", uri])
+    assert exported.exit_code == 0, exported.output
+    assert f"logged 4 runs to MLflow at {uri}" in exported.output
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("smoke_first_timestep")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 5  # four runs and the result files
+    epochs = pd.read_csv(out / "epochs.csv")
+    for run in runs:
+        if "seed" not in run.data.params:
+            assert {item.path for item in client.list_artifacts(run.info.run_id)} >= {"epochs.csv", "config.yaml"}
+            continue
+        params = run.data.params
+        mine = epochs[(epochs["variant"] == params["variant"]) & (epochs["seed"] == int(params["seed"]))]
+        history = client.get_metric_history(run.info.run_id, "test_loss")
+        assert [metric.step for metric in history] == mine["epoch"].tolist()
+        assert [metric.value for metric in history] == pytest.approx(mine["test_loss"].tolist(), rel=1e-6)
+        assert run.data.tags["status"] == "ok"
+
+
+def test_export_to_mlflow_says_what_is_missing_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["run", *smoke("first_timestep"), "--out", str(out), "--quiet"]).exit_code == 0
+    refused = CliRunner().invoke(main, ["export", "mlflow", str(out), "--tracking-uri", f"file:{tmp_path / 'm'}"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output  # a store it cannot use: usage
+    errors = [line for line in refused.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "MLflow refused the export" in errors[0]
