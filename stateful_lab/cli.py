@@ -462,7 +462,13 @@ def compare(
 
 @main.group()
 def export() -> None:
-    """Send results where their users already look (TensorBoard, MLflow)."""
+    """Send results where their users already look (TensorBoard, MLflow).
+
+    \b
+    Example:
+        stateful-lab export tensorboard results/lag_copy --logdir runs/
+        stateful-lab export mlflow results/lag_copy --tracking-uri sqlite:///mlflow.db
+    """
 
 
 @export.command("tensorboard")
