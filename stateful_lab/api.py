@@ -30,36 +30,19 @@ from stateful_lab.results.claims import Verdict, evaluate_claims
 from stateful_lab.results.tables import ConfigResults, load_folder
 
 
-@dataclass
-class Results:
-    """What a config's run wrote, read back: the tables as pandas DataFrames (as
-    epochs.csv, runs.csv, summary.csv and forecasts.csv), the config that ran, and
-    its claims' verdicts (Holm-adjusted over this config's claims)."""
+@dataclass(frozen=True)
+class Results(ConfigResults):
+    """What a config's run wrote, read back: the tables as pandas DataFrames
+    (`epochs`, `runs`, `summary` and, for forecasting tasks, `forecasts`: the CSV
+    files' tables), the config that ran (`experiment`, every default filled in), its
+    `folder` (`stateful_lab.load(folder)` reads it again), and its claims'
+    `verdicts` (Holm-adjusted over this config's claims, in the config's order)."""
 
-    folder: Path
-    """The results folder (`stateful_lab.load(folder)` reads it again)."""
-    experiment: Experiment
-    """The config that ran, every default filled in (config.yaml)."""
-    epochs: pd.DataFrame
-    """One row per run and epoch."""
-    runs: pd.DataFrame
-    """One row per run: its final-epoch figures, baselines, status and time."""
-    summary: pd.DataFrame
-    """One row per sweep point and variant: means, deviations and 95% intervals."""
-    forecasts: pd.DataFrame | None = None
-    """Forecasting tasks: every run's final walk-forward forecasts."""
     verdicts: list[Verdict] = field(default_factory=list)
-    """Each claim's verdict, in the config's order."""
 
     @property
     def name(self) -> str:
         return self.experiment.name
-
-    @property
-    def metric(self) -> str:
-        """The figure the config is judged by first (test_rmse, forecast_accuracy,
-        test_accuracy or test_loss)."""
-        return _config_results(self).metric
 
     def table(self) -> pd.DataFrame:
         """The summary's headline: per sweep point and variant, the runs and the
@@ -129,15 +112,7 @@ def load(folder: str | Path) -> Results:
     config = load_folder(Path(folder))
     judged = [(claim, config.runs, config.epochs) for claim in config.experiment.claims] if not config.unjudged else []
     verdicts = evaluate_claims(judged) if judged else []
-    return Results(
-        config.folder,
-        config.experiment,
-        config.epochs,
-        config.runs,
-        config.summary,
-        config.forecasts,
-        verdicts,
-    )
+    return Results(**vars(config), verdicts=verdicts)
 
 
 def compare(
@@ -172,10 +147,6 @@ def _experiment(config: str | Path | Mapping[str, Any], overrides: Mapping[str, 
 def _yaml(value: Any) -> str:
     """A Python value as the YAML text `--set` takes."""
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def _config_results(results: Results) -> ConfigResults:
-    return ConfigResults(results.folder, results.experiment, results.epochs, results.runs, results.summary)
 
 
 class _Printing:

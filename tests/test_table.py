@@ -164,6 +164,34 @@ def test_a_table_run_from_the_command_line_writes_every_baseline(tmp_path):
         cut(inputs[:5, None], inputs[:5], timesteps=1, horizon=1, difference=0, test_size=5)
 
 
+LABEL_FIGURES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy")
+
+
+def assert_engines_agree(experiment, dataset, trainer, figures):
+    """`trainer` (fit or train_on_batch) against the compiled loop on a stateful
+    run: the same final weights, per-epoch `figures` and forecasts within 1e-5;
+    the trainer's epochs."""
+    from stateful_lab.runs.seeding import seed_everything
+    from stateful_lab.training.models import build_model
+    from stateful_lab.training.trainers import TRAINERS
+
+    runs = {}
+    for name in ("loop", trainer):
+        seed_everything(0)
+        model = build_model(experiment, "stateful", 2, seed=0)
+        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
+    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
+    for a, b in zip(our_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(ours, reference, strict=True):
+        for figure in figures:
+            x, y = getattr(a, figure), getattr(b, figure)
+            assert (np.isnan(x) and np.isnan(y)) or x == pytest.approx(y, abs=1e-5), figure
+        scale = max(np.abs(b.forecasts), default=0.0)
+        np.testing.assert_allclose(a.forecasts, b.forecasts, rtol=1e-5, atol=1e-5 * scale)
+    return ours
+
+
 # -- several series in one file: entities on lanes ----------------------------------
 
 
@@ -303,25 +331,10 @@ def test_every_engine_trains_entities_on_lanes_alike(tmp_path, trainer):
     """fit and train_on_batch (Keras, a callback and a call per batch) against the
     compiled loop: the same weights, losses and forecasts within 1e-5, with
     per-lane resets inside each epoch and the walk through the entities."""
-    from stateful_lab.runs.seeding import seed_everything
-    from stateful_lab.training.models import build_model
-    from stateful_lab.training.trainers import TRAINERS
-
     experiment = entity_experiment(entity_table(tmp_path / "a.csv"), timesteps=2)
     dataset = make_dataset(experiment.data, 2, seed=0)
     assert dataset.lane_starts_train[1:].any()  # a lane takes its next entity inside the epoch
-    runs = {}
-    for name in ("loop", trainer):
-        seed_everything(0)
-        model = build_model(experiment, "stateful", 2, seed=0)
-        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
-    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
-    for a, b in zip(our_weights, weights, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for a, b in zip(ours, reference, strict=True):
-        assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
-        assert a.test_loss == pytest.approx(b.test_loss, abs=1e-5)
-        np.testing.assert_allclose(a.forecasts, b.forecasts, rtol=1e-5)
+    assert_engines_agree(experiment, dataset, trainer, ("train_loss", "test_loss", "test_rmse"))
 
 
 @pytest.mark.parametrize(
@@ -438,10 +451,6 @@ def test_a_class_seen_only_in_the_test_part_is_refused(tmp_path):
 def test_every_engine_forecasts_labels_alike(tmp_path, trainer):
     """A binary label over entities on lanes: fit and train_on_batch against the
     compiled loop, the same weights, losses, accuracies and forecast accuracy."""
-    from stateful_lab.runs.seeding import seed_everything
-    from stateful_lab.training.models import build_model
-    from stateful_lab.training.trainers import TRAINERS
-
     csv = entity_table(tmp_path / "a.csv")
     lines = csv.read_text().splitlines()
     rows = [line.split(",") for line in lines[1:]]
@@ -449,18 +458,8 @@ def test_every_engine_forecasts_labels_alike(tmp_path, trainer):
     experiment = entity_experiment(csv, inputs=["u"], target="up", horizon=0)
     assert experiment.data.kind == "binary"
     dataset = make_dataset(experiment.data, 2, seed=0)
-    runs = {}
-    for name in ("loop", trainer):
-        seed_everything(0)
-        model = build_model(experiment, "stateful", 2, seed=0)
-        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
-    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
-    for a, b in zip(our_weights, weights, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for a, b in zip(ours, reference, strict=True):
-        for field in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy"):
-            assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-5), field
-        assert 0 <= a.forecast_accuracy <= 1 and np.isnan(a.test_rmse)
+    ours = assert_engines_agree(experiment, dataset, trainer, LABEL_FIGURES)
+    assert all(0 <= epoch.forecast_accuracy <= 1 and np.isnan(epoch.test_rmse) for epoch in ours)
 
 
 def categorical_table(path):
@@ -483,10 +482,6 @@ def test_every_engine_forecasts_categories_alike(tmp_path, trainer):
     """A softmax head of three units and sparse cross-entropy, over entities on
     lanes: fit and train_on_batch against the compiled loop, the same weights,
     losses, accuracies and forecast accuracy within 1e-5."""
-    from stateful_lab.runs.seeding import seed_everything
-    from stateful_lab.training.models import build_model
-    from stateful_lab.training.trainers import TRAINERS
-
     experiment = parse_experiment(
         {
             "data": {
@@ -505,19 +500,9 @@ def test_every_engine_forecasts_categories_alike(tmp_path, trainer):
     )
     assert experiment.data.kind == "categorical" and experiment.data.classes == ["high", "low", "mid"]
     dataset = make_dataset(experiment.data, 2, seed=0)
-    runs = {}
-    for name in ("loop", trainer):
-        seed_everything(0)
-        model = build_model(experiment, "stateful", 2, seed=0)
-        runs[name] = (list(TRAINERS[name](model, experiment, dataset, "stateful")), model.get_weights())
-    (ours, our_weights), (reference, weights) = runs[trainer], runs["loop"]
-    assert weights[-1].shape == (3,)  # one bias per class
-    for a, b in zip(our_weights, weights, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for a, b in zip(ours, reference, strict=True):
-        for field in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "forecast_accuracy"):
-            assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-5), field
-        assert set(a.forecasts) <= {0.0, 1.0, 2.0}
+    assert experiment.data.output_units == 3  # one unit, and one bias, per class
+    ours = assert_engines_agree(experiment, dataset, trainer, LABEL_FIGURES)
+    assert all(set(epoch.forecasts) <= {0.0, 1.0, 2.0} for epoch in ours)
 
 
 def test_category_baselines_score_what_they_can_know(tmp_path):
