@@ -232,7 +232,7 @@ def test_entities_fill_the_lanes_in_turn_each_lane_zeroed_only_where_it_takes_th
     lane 1 (12), e2 -> lane 0 (12), e3 -> lane 0 on the tie (21), e4 -> lane 1 (18).
     Both lanes are cut to 18 windows (e3 loses its last 3), and each lane starts
     where its own entities start."""
-    from stateful_lab.tasks.windows import Lanes
+    from stateful_lab.tasks.lanes import Lanes
 
     counts = [7, 12, 5, 9, 6]
     lanes = Lanes(counts, counts, [f"e{index}" for index in range(5)])

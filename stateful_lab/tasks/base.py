@@ -79,7 +79,7 @@ class TaskData(StrictModel):
     def lane_starts(self, batch_size: int) -> tuple[np.ndarray, np.ndarray] | None:
         """For data of several entities on lanes: the (batches, B) bool arrays of
         the lanes that take their next entity before each train and test batch
-        (`tasks.windows.Lanes`); None for every other task."""
+        (`tasks.lanes.Lanes`); None for every other task."""
         return None
 
     def notes(self, train_windows: int, batch_size: int) -> list[str]:

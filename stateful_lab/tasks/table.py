@@ -10,7 +10,7 @@ a series of its own, of its own length, differenced, windowed and split into its
 training and test parts alone (its last `test_size` rows, or `test_fraction` of
 them, are its test part), scaled with figures fitted on every entity's training
 part. In training each entity is a stream on a lane of the batch
-(`tasks.windows.Lanes`): a stateful model carries each entity's state along its
+(`tasks.lanes.Lanes`): a stateful model carries each entity's state along its
 own history, and a lane's state (only that lane's) is zeroed when the lane takes
 its next entity. Forecasts walk through each entity in turn, from a zero state.
 

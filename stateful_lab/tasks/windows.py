@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from stateful_lab.tasks.baselines import logistic, predicted_classes, ridge
 from stateful_lab.tasks.csvfile import SeriesError
+from stateful_lab.tasks.lanes import Lanes, Walk, walk_of
 
 SCALED_RANGE = {"range": (-1.0, 1.0), "unit": (0.0, 1.0), "standard": (-1.0, 1.0)}
 """What each `scale` maps a column to: its training range onto [-1, 1] (the
@@ -300,7 +302,7 @@ def cut_segments(
     y_train = np.concatenate([goals[train] for _, goals, train, _ in pieces])
     x_test = np.concatenate([windows[~train] for windows, _, train, _ in pieces])
     y_test = np.concatenate([goals[~train] for _, goals, train, _ in pieces])
-    walk = _walk(pieces, prime, reset_each) if entities else None
+    walk = walk_of(pieces, prime, reset_each) if entities else None
     forecast = ForecastSet(
         x_prime=x_train,
         x_test=x_test,
@@ -340,114 +342,6 @@ def cut_segments(
             [segment.name for segment in segments],
         )
     return Windows(x_train, y_train, x_test, y_test, forecast, lanes)
-
-
-def _walk(pieces, prime: bool, reset_each: bool) -> Walk:
-    """The entities' windows in turn (each one's training windows, then its test
-    windows), where the state is zeroed (at each entity's first window; at its first
-    test window if it does not prime; before every test window after the first if it
-    resets after each forecast), and which windows are forecasts."""
-    windows, zero_before, forecasts, position = [], [], [], 0
-    for entity_windows, _, train, _ in pieces:
-        count, trained = len(entity_windows), int(train.sum())
-        zeros = np.zeros(count, dtype=bool)
-        zeros[0] = True
-        if not prime:
-            zeros[trained] = True
-        if reset_each:
-            zeros[trained + 1 :] = True
-        windows.append(np.concatenate([entity_windows[train], entity_windows[~train]]))
-        zero_before.append(zeros)
-        forecasts.append(position + np.arange(trained, count))
-        position += count
-    return Walk(np.concatenate(windows), np.concatenate(zero_before), np.concatenate(forecasts))
-
-
-@dataclass(frozen=True)
-class Walk:
-    """Walk-forward through several entities: every window in turn, the state
-    zeroed before those marked, the marked ones' predictions the forecasts."""
-
-    windows: np.ndarray
-    """(windows, T, F): each entity's training windows, then its test windows."""
-    zero_before: np.ndarray
-    """(windows,) bool"""
-    forecasts: np.ndarray
-    """The positions of the test windows, in the order of ForecastSet.actual."""
-
-
-@dataclass(frozen=True)
-class Lanes:
-    """How entities fill the lanes of a batch: each entity on one lane, its windows
-    following each other from batch to batch; a lane takes its next entity when one
-    ends, zeroing that lane's state (and only that lane's) first. Entities go in
-    file order, each to the lane that holds the fewest windows so far (the first
-    such lane on a tie); every lane is cut to the shortest lane's length, so that a
-    batch is whole and no lane waits (the windows cut are counted in a note)."""
-
-    train_counts: list[int]
-    test_counts: list[int]
-    names: list[str]
-
-    def arrays(self, x: np.ndarray, y: np.ndarray, counts: list[int], batch_size: int):
-        """x and y (the entities' windows one after another, `counts` each) in
-        feeding order (row k*B + i is lane i of batch k), the lanes' starts as
-        (batches, B) bool, and how many windows were cut."""
-        if len(counts) < batch_size:
-            raise SeriesError(
-                f"train.batch_size: {batch_size} lanes need at least {batch_size} entities, and the table has "
-                f"{len(counts)}; lower the batch size to at most {len(counts)}"
-            )
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        lanes: list[list[int]] = [[] for _ in range(batch_size)]  # window indices per lane
-        starts: list[list[bool]] = [[] for _ in range(batch_size)]
-        for entity, count in enumerate(counts):
-            lane = min(range(batch_size), key=lambda index: (len(lanes[index]), index))
-            lanes[lane] += range(offsets[entity], offsets[entity] + count)
-            starts[lane] += [True] + [False] * (count - 1)
-        batches = min(len(lane) for lane in lanes)
-        order = np.array([lanes[lane][batch] for batch in range(batches) for lane in range(batch_size)], dtype=int)
-        starts_array = np.array([[starts[lane][batch] for lane in range(batch_size)] for batch in range(batches)])
-        return x[order], y[order], starts_array.reshape(batches, batch_size), int(sum(counts)) - len(order)
-
-
-def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
-    """A ridge regression on the flattened windows (an intercept, not penalized),
-    fitted in float64 by its normal equations; its predictions for `x_test`."""
-    design = np.hstack([np.ones((len(x_train), 1)), x_train.reshape(len(x_train), -1).astype(np.float64)])
-    penalty = alpha * np.eye(design.shape[1])
-    penalty[0, 0] = 0.0
-    weights = np.linalg.solve(design.T @ design + penalty, design.T @ y_train.astype(np.float64))
-    return np.hstack([np.ones((len(x_test), 1)), x_test.reshape(len(x_test), -1).astype(np.float64)]) @ weights
-
-
-def predicted_classes(predictions, classes: int, axis: int) -> np.ndarray:
-    """Predicted class indices as floats: binary, a probability above one half is
-    1; categorical, the most probable class along `axis` (which then goes)."""
-    predictions = np.asarray(predictions, dtype=np.float64)
-    if classes == 2:
-        return (predictions > 0.5).astype(np.float64)
-    return predictions.argmax(axis=axis).astype(np.float64)
-
-
-def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
-    """A logistic regression on the flattened windows (an intercept, not
-    penalized; an L2 penalty `alpha` on the rest), fitted in float64 by Newton's
-    method; its probabilities for `x_test`."""
-    design = np.hstack([np.ones((len(x_train), 1)), x_train.reshape(len(x_train), -1).astype(np.float64)])
-    penalty = alpha * np.eye(design.shape[1])
-    penalty[0, 0] = 0.0
-    labels, weights = y_train.astype(np.float64), np.zeros(design.shape[1])
-    for _ in range(100):
-        probabilities = 1 / (1 + np.exp(-(design @ weights)))
-        gradient = design.T @ (probabilities - labels) + penalty @ weights
-        curvature = design.T @ (design * (probabilities * (1 - probabilities))[:, None]) + penalty
-        step = np.linalg.solve(curvature + 1e-9 * np.eye(len(weights)), gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    test = np.hstack([np.ones((len(x_test), 1)), x_test.reshape(len(x_test), -1).astype(np.float64)])
-    return 1 / (1 + np.exp(-(test @ weights)))
 
 
 def _fitted(values: np.ndarray, scale: str, part: str, what: str | None) -> Scaling:
