@@ -95,7 +95,8 @@ class WorkerPool:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Shut down, or given up on (its workers die as they start): not to be used again."""
+        return self._closed or bool(self._broken)
 
     # The manager thread: hands out items, hears results, replaces dead workers.
 
@@ -259,7 +260,10 @@ def _stop_every_pool() -> None:
 def executor(jobs: int) -> WorkerPool:
     """The pool of `jobs` workers: the one `start` started, or a new one."""
     pool = _pools.get(jobs)
-    if pool is None or pool.closed:
+    if pool is not None and pool.closed:
+        pool.shutdown()  # given up on: stop any worker it still has
+        pool = None
+    if pool is None:
         pool = _pools[jobs] = WorkerPool(jobs)
     return pool
 
