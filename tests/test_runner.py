@@ -301,17 +301,21 @@ def test_a_worker_killed_in_the_middle_of_a_group_loses_only_its_own_runs(tmp_pa
     assert whole.exit_code == 0, whole.output
     killed, lost, victim = tmp_path / "killed", [], []
 
-    def kill_one_worker_once_a_group_is_stored():
-        deadline = time.monotonic() + 120
-        while not list((killed / "units").glob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        # the worker that stored it was handed the next group before its results came back
-        pid, units = next(iter(workers.executor(2).in_flight().items()))
-        lost.extend(unit.label for unit in units)
-        victim.append(pid)
-        os.kill(pid, signal.SIGKILL)
+    def kill_the_worker_of_the_third_group():
+        """The third group a worker takes is handed out only when a first one has
+        finished: kill its worker as soon as it holds it, in the middle of it."""
+        deadline, seen = time.monotonic() + 120, set()
+        while time.monotonic() < deadline:
+            for pid, units in workers.executor(2).in_flight().items():
+                seen.add(tuple(unit.label for unit in units))
+                if len(seen) == 3:
+                    lost.extend(unit.label for unit in units)
+                    victim.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            time.sleep(0.005)
 
-    killer = threading.Thread(target=kill_one_worker_once_a_group_is_stored)
+    killer = threading.Thread(target=kill_the_worker_of_the_third_group)
     killer.start()
     result = run_cli(*sweep, "--out", killed, "--jobs", "2")
     killer.join()
