@@ -90,11 +90,9 @@ def _scalars(values: dict[str, float]):
 
 def _hparam(value):
     """A hyperparameter value TensorBoard accepts: a number, a bool or text."""
-    if isinstance(value, bool | int | float | str):
-        return value.item() if hasattr(value, "item") else value
     if hasattr(value, "item"):  # a numpy scalar
         return value.item()
-    return _text(value)
+    return value if isinstance(value, bool | int | float | str) else _text(value)
 
 
 def _text(value) -> str:
