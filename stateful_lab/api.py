@@ -90,17 +90,26 @@ def run(
     stored there are skipped unless `force`. Raises ConfigError for a config that is
     not valid, RunFailed when something outside a run fails; a run that fails is a
     result (status "failed" in `runs`), as on the command line."""
-    from stateful_lab.execution.resources import check_resources, check_size
-    from stateful_lab.execution.session import Reporter, run_configs
+    from stateful_lab.execution.session import Reporter
 
     experiment = _experiment(config, overrides, seeds)
     folder = Path(out) if out is not None else Path("results") / experiment.name
+    reporter = _Printing() if progress else Reporter()
+    return execute(experiment, folder, jobs=jobs, force=force, reporter=reporter, quiet=not progress)
+
+
+def execute(experiment: Experiment, folder: Path, *, jobs: int, force: bool, reporter, quiet: bool) -> Results:
+    """Run a validated experiment into `folder`, reporting to `reporter` (an
+    `execution.session.Reporter`; `quiet`: only warnings among its lines), and
+    read its results back: `run` and `ask`."""
+    from stateful_lab.execution.resources import check_resources, check_size
+    from stateful_lab.execution.session import run_configs
+
     check_size(experiment)
     for warning in check_resources(experiment):  # what will merely be slow
-        warnings.warn(warning, stacklevel=2)
-    reporter = _Printing() if progress else Reporter()
+        warnings.warn(warning, stacklevel=3)
     try:
-        run_configs([experiment], [folder], jobs=jobs, force=force, quiet=not progress, reporter=reporter)
+        run_configs([experiment], [folder], jobs=jobs, force=force, quiet=quiet, reporter=reporter)
     except KeyboardInterrupt:
         raise RunFailed(f"interrupted; run again to resume (finished runs are kept in {folder}/units/)") from None
     return load(folder)

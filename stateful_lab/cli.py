@@ -262,6 +262,125 @@ def _terminate(signum, frame) -> None:
 
 
 @main.command()
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target", required=True, help="The column to predict.")
+@click.option(
+    "--inputs",
+    metavar="A,B",
+    help="The columns the model reads, comma-separated. Default: every numeric column but the entity and order "
+    "(the target's own past included when predicting ahead).",
+)
+@click.option("--entity", help="The column naming the series each row belongs to (several series in one file).")
+@click.option("--order", help="With --entity: the column that orders an entity's rows in time.")
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Predict the target this many rows after the window's last row (0: at that row, from the inputs).",
+)
+@click.option("--kind", type=click.Choice(["regression", "binary", "categorical"]), help="Default: inferred.")
+@click.option(
+    "--seeds", type=click.IntRange(min=3), default=10, show_default=True, help="Seeds per model, paired by seed."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for config.yaml, results/ and the answer. Default: results/ask_<file>_<target>/.",
+)
+@click.option("--format", "output", type=click.Choice(["text", "md", "json"]), default="text", show_default=True)
+@click.option("--force", is_flag=True, help="Re-run runs whose results are already in the folder.")
+@click.option(
+    "--serving/--no-serving", default=True, show_default=True, help="Measure one prediction's cost per model."
+)
+def ask(
+    data: Path,
+    target: str,
+    inputs: str | None,
+    entity: str | None,
+    order: str | None,
+    horizon: int,
+    kind: str | None,
+    seeds: int,
+    out: Path | None,
+    output: str,
+    force: bool,
+    serving: bool,
+) -> None:
+    """Should a model of DATA's --target column be stateful? Answered with evidence.
+
+    Designs an experiment from the table (every choice written, with its reason,
+    in the config it saves), trains stateless and stateful LSTMs and a stateless
+    one with a longer window over paired seeds, compares them with each other and
+    with the best baseline by the lab's tests, and prints one of: stateful,
+    stateless, stateless_longer_window, baseline, inconclusive; then the figures
+    behind it and what one prediction costs each model.
+
+    \b
+    Example:
+        stateful-lab ask sales.csv --target units --entity store --order week
+        stateful-lab ask sales.csv --target units --format json
+    """
+    from stateful_lab.answer import ask as answer_question
+
+    if out is not None:
+        _check_writable(out)
+    names = [name.strip() for name in inputs.split(",")] if inputs else None
+    if names is not None and not all(names):
+        raise click.UsageError(f"--inputs: {inputs!r} has an empty name; give column names separated by commas")
+    bar = output == "text" and sys.stdout.isatty()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        answer = answer_question(
+            data,
+            target=target,
+            inputs=names,
+            entity=entity,
+            order=order,
+            horizon=horizon,
+            kind=kind,
+            seeds=seeds,
+            out=out,
+            force=force,
+            serving=serving,
+            progress=bar,
+            reporter=_AskReporter(bar),
+        )
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted; run the same command again to resume (finished runs are kept).", err=True)
+        sys.exit(130)
+    except Terminated:
+        click.echo("\nTerminated; run the same command again to resume (finished runs are kept).", err=True)
+        sys.exit(143)
+    except LabError as error:
+        _exit_with(error)
+    click.echo({"text": answer.text, "md": answer.markdown, "json": answer.to_json}[output](), nl=False)
+    if answer.results.runs["status"].eq("failed").any():
+        sys.exit(1)
+
+
+class _AskReporter:
+    """`ask`'s console: the live bar on a terminal, else warnings only, on stderr
+    (stdout holds the answer, which may be JSON)."""
+
+    def __init__(self, bar: bool):
+        self.bar = bar
+
+    def progress(self, experiment: Experiment):
+        return BarProgress() if self.bar else LineProgress(lambda line: click.echo(line, err=True), quiet=True)
+
+    def started(self, experiment: Experiment) -> None:
+        pass
+
+    def finished(self, experiment: Experiment, out: Path, outcome) -> None:
+        pass
+
+    def note(self, line: str) -> None:
+        click.echo(line, err=True)
+
+
+@main.command()
 @config_argument
 @set_option
 def validate(config: str, overrides: tuple[str, ...]) -> None:

@@ -1,0 +1,574 @@
+"""From a table and a question to a config (docs/design.md, "ask"): every choice
+`ask` makes for the user, each with the reason it is written beside in the
+config. TensorFlow-free: it reads the table and does arithmetic.
+
+The experiment it designs: the table task; stateless and stateful LSTMs, each at
+a window of one row (so that the stateful model's windows follow each other
+exactly: its state reads every row once) and at a longer window, which spans
+every lag at which an input is correlated with the target beyond noise (the
+control: is it the state that helps, or seeing further back?); seeds paired;
+claims that compare the models with each other and with the best
+baseline, by a smallest difference that matters chosen here and stated.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stateful_lab.errors import LabError
+from stateful_lab.tasks.csvfile import SeriesError, Table, read_table
+from stateful_lab.tasks.table import TableTask
+from stateful_lab.userfiles import echo
+
+WINDOW = 1
+"""The window both variants share: one row, so a stateful model's windows follow
+each other exactly."""
+MIN_LONGER = 4
+"""The shortest longer window, when no lag beyond the current row stands out."""
+MAX_WINDOW = 24
+"""The longest window `ask` tries (its cost grows with it, in training and in serving)."""
+MAX_LANES = 16
+"""The most entities trained side by side (lanes of a batch)."""
+MAX_CUT = 0.1
+"""The largest share of training windows the lanes may cut to make whole batches."""
+UPDATES = 16_000
+"""About this many weight updates per run: epochs = UPDATES / batches per epoch."""
+MIN_EPOCHS, MAX_EPOCHS = 5, 200
+MIN_TRAIN, MIN_TEST = 50, 10
+"""The fewest training windows and test forecasts `ask` will judge on."""
+TREND = 0.9
+"""A target whose lag-1 autocorrelation reaches this is modelled by its changes."""
+RELATIVE_DIFFERENCE = 0.05
+"""Regression: the smallest difference that matters, as a share of the persistence RMSE."""
+ACCURACY_DIFFERENCE = 0.02
+"""Labels: the smallest difference in accuracy that matters (the lab's own, two points)."""
+UNITS = 8
+DEFAULT_SEEDS = 10
+ALPHA = 0.05
+
+MODELS = {
+    "stateless": ("stateless", "window"),
+    "stateful": ("stateful", "window"),
+    "longer_window": ("stateless", "longer"),
+    "stateful_longer_window": ("stateful", "longer"),
+}
+"""The models the answer weighs: variant, and which window. A stateful model at
+one row carries its state exactly from row to row but learns only from one
+row's gradient; at the longer window its gradient spans the window (it can learn
+what to keep), while its overlapping windows re-read rows. Both are tried."""
+STATEFUL = ("stateful", "stateful_longer_window")
+PAIRS = (
+    ("stateful", "stateless"),
+    ("stateful", "longer_window"),
+    ("stateful_longer_window", "stateless"),
+    ("stateful_longer_window", "longer_window"),
+    ("longer_window", "stateless"),
+)
+"""The model comparisons, first better than second; then each model against the best baseline."""
+
+
+class QuestionError(LabError, ValueError):
+    """Options that contradict the data, or data that cannot answer; one line."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the user asks: a table, the column to predict and how."""
+
+    csv: Path
+    target: str
+    inputs: list[str] | None = None
+    entity: str | None = None
+    order: str | None = None
+    horizon: int = 1
+    kind: str | None = None
+    seeds: int = DEFAULT_SEEDS
+
+
+@dataclass(frozen=True)
+class Design:
+    """The config `ask` runs, and the figures its answer is judged by."""
+
+    config: dict[str, Any]
+    reasons: dict[str, str]
+    """Dotted config key -> why it has its value (the comments of config.yaml)."""
+    window: int
+    longer: int
+    metric: str
+    """test_rmse (lower is better) or forecast_accuracy (higher is better)."""
+    min_difference: float
+    baseline: str
+    """The best baseline's column (ridge_rmse, majority_accuracy, ...)."""
+    baseline_window: int
+    """The window at which that baseline is best (the ridge's and logistic's depend on it)."""
+    baselines: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Every baseline's figure at each window."""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric == "forecast_accuracy"
+
+    def select(self, model: str) -> dict[str, Any]:
+        """The runs of one of MODELS, as a claim selects them."""
+        variant, which = MODELS[model]
+        return {"variant": variant, "data.timesteps": self.window if which == "window" else self.longer}
+
+    def yaml_text(self, header: str) -> str:
+        """config.yaml: the config with each choice's reason beside it."""
+        return render(self.config, self.reasons, header)
+
+
+def design(question: Question) -> Design:
+    """The experiment that answers `question` on its table, or QuestionError
+    (QuestionError, SeriesError, ConfigError: one line each) saying why the data
+    cannot answer it."""
+    table = _read(question.csv)
+    inputs, why_inputs = _inputs(question, table)
+    _check_options(question, table, inputs)
+    probe = _task(question, inputs, difference=0, timesteps=WINDOW)
+    kind, labels = probe.kind, probe.kind in ("binary", "categorical")
+    target = None if labels else table.numbers(question.target, "--target")
+    segments = _segments(question, table)
+    if target is not None:
+        _check_not_constant(question, target, segments, probe)
+    difference, why_difference = _difference(question, target, segments, probe, labels)
+    task = _task(question, inputs, difference=difference, timesteps=WINDOW)
+    windows = _windows(task)
+    train_windows, test_windows = len(windows.y_train), len(windows.forecast.actual)
+    if train_windows < MIN_TRAIN or test_windows < MIN_TEST:
+        raise QuestionError(
+            f"{question.csv}: {train_windows} training windows and {test_windows} test forecasts; ask needs at "
+            f"least {MIN_TRAIN} and {MIN_TEST} to judge a model (use a longer table, or more entities)"
+        )
+    cap = _cap(segments, task)
+    longer, why_longer = _longer(question, table, inputs, segments, task, cap, labels)
+    batch, why_batch = _batch(windows)
+    batches = max(1, (train_windows - _cut(windows, batch)) // batch)
+    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(UPDATES / batches))))
+    baselines = {
+        WINDOW: dict(windows.forecast.baselines),
+        longer: dict(_windows(_with(task, longer)).forecast.baselines),
+    }
+    metric = "forecast_accuracy" if labels else "test_rmse"
+    best = max if labels else min
+    baseline_window, baseline = best(
+        ((window, name) for window, figures in baselines.items() for name in figures),
+        key=lambda item: baselines[item[0]][item[1]],
+    )
+    if labels:
+        size, why_size = (
+            ACCURACY_DIFFERENCE,
+            "two points of accuracy: a smaller gap would not change which model anyone picks",
+        )
+    else:
+        persistence = baselines[WINDOW]["persistence_rmse"]
+        size = float(f"{RELATIVE_DIFFERENCE * persistence:.3g}")
+        why_size = (
+            f"{RELATIVE_DIFFERENCE:.0%} of the persistence forecast's RMSE ({persistence:.4g}), in the target's units"
+        )
+    data = {
+        "task": "table",
+        "csv": str(question.csv),
+        "target": question.target,
+        "inputs": inputs,
+        **({"entity": question.entity} if question.entity else {}),
+        **({"order": question.order} if question.order else {}),
+        "horizon": question.horizon,
+        "kind": kind,
+        **({"classes": list(probe.classes)} if labels else {}),
+        "difference": difference,
+        "timesteps": WINDOW,
+        "test_fraction": 0.2,
+    }
+    config = {
+        "name": _name(question),
+        "description": f"Should a model of {question.target!r} in {question.csv.name} be stateful? (stateful-lab ask)",
+        "data": data,
+        "model": {"units": UNITS},
+        "train": {"batch_size": batch, "epochs": epochs, "reset": "epoch"},
+        "variants": ["stateless", "stateful"],
+        "seeds": question.seeds,
+        "sweep": {"data.timesteps": [WINDOW, longer]},
+    }
+    held_out = "each entity's last 20% of rows" if question.entity else "the last 20% of the rows"
+    reasons = {
+        "data.csv": "your table",
+        "data.inputs": why_inputs,
+        "data.horizon": "rows ahead of the window's last row (--horizon)",
+        "data.kind": "as given (--kind)" if question.kind else "inferred from the target column",
+        "data.difference": why_difference,
+        "data.timesteps": "swept below",
+        "data.test_fraction": f"{held_out}, forecast walk-forward: {test_windows} forecasts",
+        "model.units": "a small LSTM: the question is the state, not the size",
+        "train.batch_size": why_batch,
+        "train.epochs": f"about {UPDATES:,} weight updates a run ({batches:,} batches an epoch)",
+        "train.reset": "the state is zeroed at each epoch's start (and at each entity's first row)",
+        "seeds": "each model trained from this many seeds, compared seed by seed",
+        "sweep.data.timesteps": (
+            f"{WINDOW}: one row per window, so the stateful model's windows follow each other exactly; "
+            f"{longer}: the longer window, {why_longer}"
+        ),
+    }
+    made = Design(config, reasons, WINDOW, longer, metric, size, baseline, baseline_window, baselines)
+    reasons["claims"] = f"min_difference {size:g}: {why_size}"
+    config["claims"] = _claims(made, question.target)
+    return made
+
+
+# --- the claims ---------------------------------------------------------------
+
+
+def _claims(made: Design, target: str) -> list[dict[str, Any]]:
+    """What the answer is decided by: each model against the others and the best
+    baseline, in the direction that means better, by the declared size."""
+    test = "greater" if made.higher_is_better else "less"
+    better = "more accurately" if made.higher_is_better else "with a lower RMSE"
+    size = made.min_difference
+    names = {
+        "stateless": f"a stateless LSTM reading {made.window} row",
+        "stateful": f"a stateful LSTM reading {made.window} row at a time",
+        "longer_window": f"a stateless LSTM reading {made.longer} rows",
+        "stateful_longer_window": f"a stateful LSTM reading windows of {made.longer} rows",
+    }
+    claims = []
+    for first, second in PAIRS:
+        claims.append(
+            _claim(
+                f"{first}_beats_{second}",
+                f"{_capital(names[first])} predicts {target} {better} than {names[second]} (by more than {size:g}).",
+                {"metric": made.metric, "select": made.select(first), "versus": made.select(second)},
+                test,
+                size,
+            )
+        )
+    baseline = made.baseline
+    for model in MODELS:
+        versus = {"baseline": baseline, "data.timesteps": made.baseline_window}
+        claims.append(
+            _claim(
+                f"{model}_beats_baseline",
+                f"{_capital(names[model])} predicts {target} {better} than the best baseline, "
+                f"{baseline} at window {made.baseline_window} (by more than {size:g}).",
+                {"metric": made.metric, "select": made.select(model), "versus": versus},
+                test,
+                size,
+            )
+        )
+    return claims
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _claim(claim_id: str, statement: str, expect: dict, test: str, size: float) -> dict[str, Any]:
+    return {
+        "id": claim_id,
+        "kind": "claim",
+        "source": "stateful-lab ask",
+        "statement": statement,
+        "expect": {**expect, "test": test, "min_difference": size},
+    }
+
+
+# --- the choices --------------------------------------------------------------
+
+
+def _read(path: Path) -> Table:
+    try:
+        return read_table(path)
+    except SeriesError as error:
+        raise QuestionError(str(error).replace("data.csv: ", "", 1)) from None
+
+
+def _numeric(table: Table, column: str) -> bool:
+    cells = [cell for _, cell in table.cells(column, "--inputs")]
+    try:
+        return all(math.isfinite(float(cell)) for cell in cells)
+    except ValueError:
+        return False
+
+
+def _inputs(question: Question, table: Table) -> tuple[list[str], str]:
+    """The columns the model reads: as given, or every other numeric column (and
+    the target too when it is a number predicted ahead)."""
+    if question.target not in table.header:
+        columns = ", ".join(table.header)
+        raise QuestionError(
+            f"--target: {echo(question.target)} is not a column of {question.csv}; its columns are {columns}"
+        )
+    if question.inputs:
+        return list(question.inputs), "as given (--inputs)"
+    keys = {question.entity, question.order, question.target}
+    others = [column for column in table.header if column not in keys and _numeric(table, column)]
+    own = question.horizon >= 1 and _numeric(table, question.target) and question.kind in (None, "regression")
+    inputs = others + ([question.target] if own else [])
+    if not inputs:
+        raise QuestionError(
+            f"--inputs: {question.csv} has no numeric column besides the target to read at horizon 0; name the "
+            "inputs with --inputs, or predict ahead with --horizon 1"
+        )
+    why = "every numeric column but the entity and order" + (", the target's own past included" if own else "")
+    return inputs, why
+
+
+def _check_options(question: Question, table: Table, inputs: list[str]) -> None:
+    if question.horizon == 0 and question.target in inputs:
+        raise QuestionError(
+            f"--inputs: the target {question.target!r} is an input and --horizon is 0, so the model would read "
+            "the value it predicts; leave the target out of --inputs, or predict ahead with --horizon 1"
+        )
+    for option, column in (("--entity", question.entity), ("--order", question.order)):
+        if column is not None and column not in table.header:
+            raise QuestionError(
+                f"{option}: {echo(column)} is not a column of {question.csv}; its columns are {', '.join(table.header)}"
+            )
+        if column is not None and column in (question.target, *inputs):
+            raise QuestionError(f"{option}: {column!r} is also the target or an input; name a column of its own")
+    if question.entity is not None:
+        names = [cell for _, cell in table.cells(question.entity, "--entity")]
+        if len(names) > 1 and len(set(names)) == len(names):
+            raise QuestionError(
+                f"--entity: column {question.entity!r} has a different value on every row ({len(names)} entities "
+                "of one row each); name the column that groups rows into series, or leave --entity out"
+            )
+
+
+def _task(question: Question, inputs: list[str], difference: int, timesteps: int) -> TableTask:
+    """The table task of the question, resolved and checked (its errors are the
+    task's own one-line messages)."""
+    raw = {
+        "task": "table",
+        "csv": str(question.csv),
+        "target": question.target,
+        "inputs": inputs,
+        "entity": question.entity,
+        "order": question.order,
+        "horizon": question.horizon,
+        "kind": question.kind,
+        "difference": difference,
+        "timesteps": timesteps,
+        "test_fraction": 0.2,
+    }
+    try:
+        task = TableTask.model_validate({key: value for key, value in raw.items() if value is not None}).resolved()
+    except Exception as error:  # pydantic: an option of the wrong kind
+        raise QuestionError(f"{question.csv}: {error}".splitlines()[0]) from None
+    problems = task.problems(1)
+    if problems:
+        raise QuestionError(problems[0])
+    return task
+
+
+def _with(task: TableTask, timesteps: int) -> TableTask:
+    """The task at another window (a new object: `windows` is cached per task)."""
+    return TableTask.model_validate({**task.model_dump(), "timesteps": timesteps})
+
+
+def _windows(task: TableTask):
+    try:
+        return task.windows
+    except SeriesError as error:
+        raise QuestionError(str(error)) from None
+
+
+def _segments(question: Question, table: Table) -> list[np.ndarray]:
+    """Each series' row positions, in time order."""
+    if question.entity is None:
+        return [np.arange(len(table.rows))]
+    probe = TableTask.model_validate(
+        {"task": "table", "csv": str(question.csv), "target": question.target, "entity": question.entity}
+        | ({"order": question.order} if question.order else {})
+    )
+    try:
+        return list(probe._entities(table).values())
+    except SeriesError as error:
+        raise QuestionError(str(error)) from None
+
+
+def _training_rows(segments: list[np.ndarray], task: TableTask) -> list[np.ndarray]:
+    """Each series' rows before its test part."""
+    return [rows[: len(rows) - task.held_out(len(rows))] for rows in segments]
+
+
+def _check_not_constant(question: Question, target: np.ndarray, segments, task: TableTask) -> None:
+    train = np.concatenate([target[rows] for rows in _training_rows(segments, task)])
+    if len(train) and np.ptp(train) == 0:
+        raise QuestionError(
+            f"--target: column {question.target!r} is {train[0]:g} on every training row; there is nothing to "
+            "predict (choose another column)"
+        )
+
+
+def _difference(question: Question, target, segments, task: TableTask, labels: bool) -> tuple[int, str]:
+    if labels:
+        return 0, "a label is predicted as it is"
+    if question.horizon == 0:
+        return 0, "horizon 0: the target's value at the window's last row, from the inputs"
+    pieces = [target[rows] for rows in _training_rows(segments, task)]
+    r = _lagged_correlation([piece for piece in pieces], [piece for piece in pieces], 1)
+    if r >= TREND:
+        return (
+            1,
+            f"the target's lag-1 autocorrelation is {r:.2f} (at least {TREND}): it wanders, so its changes are "
+            "modelled",
+        )
+    return (
+        0,
+        f"the target's lag-1 autocorrelation is {r:.2f} (below {TREND}): its values are modelled, not their changes",
+    )
+
+
+def _lagged_correlation(inputs: list[np.ndarray], targets: list[np.ndarray], lag: int) -> float:
+    """The correlation of input[t - lag] with target[t], pooled over the series
+    (each series centred on its own mean)."""
+    pairs = [(x[: len(x) - lag] if lag else x, y[lag:]) for x, y in zip(inputs, targets) if len(x) > lag + 1]
+    if not pairs:
+        return 0.0
+    xs = np.concatenate([x - x.mean() for x, _ in pairs])
+    ys = np.concatenate([y - y.mean() for _, y in pairs])
+    scale = math.sqrt(float(xs @ xs) * float(ys @ ys))
+    return float(xs @ ys) / scale if scale > 0 else 0.0
+
+
+def _cap(segments: list[np.ndarray], task: TableTask) -> int:
+    """The longest window the shortest series can afford: a quarter of its training rows."""
+    shortest = min(len(rows) for rows in _training_rows(segments, task))
+    return max(WINDOW + 1, min(MAX_WINDOW, (shortest - task.difference - task.horizon) // 4))
+
+
+def _longer(question: Question, table: Table, inputs, segments, task: TableTask, cap: int, labels: bool):
+    """The longer window: one past the farthest lag at which an input's
+    correlation with the target stands out from noise (a Bonferroni bound over
+    every lag and input tried), at least MIN_LONGER, at most `cap`."""
+    train = _training_rows(segments, task)
+    if labels:
+        codes = np.array([float(task.classes.index(cell)) for _, cell in table.cells(question.target, "--target")])
+        shift = question.horizon
+        targets = [[(codes[rows][shift:] == k).astype(float) for rows in train] for k in range(len(task.classes))]
+        if len(task.classes) == 2:
+            targets = targets[1:]
+    else:
+        values = table.numbers(question.target, "--target")
+        shift = question.horizon
+        targets = [[_future(values[rows], shift, task.difference) for rows in train]]
+    columns = {name: table.numbers(name, "--inputs") for name in inputs}
+    series = {
+        name: [np.diff(values[rows]) if task.difference else values[rows] for rows in train]
+        for name, values in columns.items()
+    }
+    lags = range(cap)
+    tests = len(lags) * len(series) * len(targets)
+    from scipy.stats import norm
+
+    rows = sum(len(rows) for rows in train)
+    bound = norm.ppf(1 - ALPHA / (2 * tests)) / math.sqrt(max(rows, 1))
+    farthest, strongest = -1, None
+    for name, pieces in series.items():
+        for target in targets:
+            aligned = [(piece[: len(goal)], goal) for piece, goal in zip(pieces, target)]
+            for lag in lags:
+                r = _lagged_correlation([x for x, _ in aligned], [y for _, y in aligned], lag)
+                if abs(r) > bound and lag > farthest:
+                    farthest, strongest = lag, (name, lag, r)
+    if strongest is None:
+        longer = max(MIN_LONGER, WINDOW + 1)
+        why = f"no input's correlation with the target stands out from noise (|r| > {bound:.3f}) at any lag below {cap}"
+    else:
+        name, lag, r = strongest
+        longer = max(lag + 1, MIN_LONGER, WINDOW + 1)
+        why = (
+            f"the farthest lag at which an input is correlated with the target beyond noise is {name!r} {lag} rows "
+            f"back (r = {r:.3f}, |r| > {bound:.3f})"
+        )
+    longer = min(longer, cap)
+    if longer <= WINDOW:
+        raise QuestionError(f"{question.csv}: the series are too short to try a window longer than {WINDOW} row")
+    if longer == cap and (strongest is None or strongest[1] + 1 > cap):
+        why += f"; capped at {cap}, a quarter of the shortest series' training rows or {MAX_WINDOW}"
+    return longer, why
+
+
+def _future(values: np.ndarray, horizon: int, difference: int) -> np.ndarray:
+    """What a window ending at each row predicts: the target `horizon` rows on
+    (its change over the horizon when differenced), aligned with the inputs as
+    `_longer` cuts them (differenced inputs start one row later)."""
+    if difference:
+        change = values[horizon:] - values[: len(values) - horizon] if horizon else np.zeros(0)
+        return change[1:]
+    return values[horizon:]
+
+
+def _batch(windows) -> tuple[int, str]:
+    lanes = windows.lanes
+    if lanes is None:
+        return 1, "one series: one lane, so the stateful model carries its state along the whole series"
+    entities = len(lanes.names)
+    total = sum(lanes.train_counts)
+    for size in range(min(entities, MAX_LANES), 0, -1):
+        cut = _cut(windows, size)
+        if cut <= MAX_CUT * total:
+            return size, (
+                f"{entities} entities, {size} side by side (one per lane, each carrying its own state); "
+                f"{cut} of {total} training windows cut to make whole batches"
+            )
+    return 1, f"{entities} entities, one after another on one lane"
+
+
+def _cut(windows, batch: int) -> int:
+    lanes = windows.lanes
+    if lanes is None:
+        return 0
+    return lanes.arrays(windows.x_train, windows.y_train, lanes.train_counts, batch)[3]
+
+
+def _name(question: Question) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", f"{question.csv.stem}_{question.target}").strip("_")
+    return f"ask_{stem}"[:80]
+
+
+# --- config.yaml --------------------------------------------------------------
+
+
+def render(config: dict[str, Any], reasons: dict[str, str], header: str) -> str:
+    """The config as YAML, each key on its own line with its reason as a comment."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    for key, value in config.items():
+        if key == "claims":
+            lines.append("claims:")
+            if reasons.get("claims"):
+                lines.append(f"  # {reasons['claims']}")
+            lines += [f"  - {_flow(claim)}" for claim in value]
+        elif isinstance(value, dict) and key != "sweep":
+            lines.append(f"{key}:")
+            lines += [_line(f"  {inner}", item, reasons.get(f"{key}.{inner}")) for inner, item in value.items()]
+        elif key == "sweep":
+            lines.append("sweep:")
+            lines += [_line(f"  {inner}", item, reasons.get(f"sweep.{inner}")) for inner, item in value.items()]
+        else:
+            lines.append(_line(key, value, reasons.get(key)))
+    return "\n".join(lines) + "\n"
+
+
+def _line(key: str, value: Any, reason: str | None) -> str:
+    text = f"{key}: {_flow(value)}"
+    return f"{text}  # {reason}" if reason else text
+
+
+def _flow(value: Any) -> str:
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
+
+
+__all__ = ["Design", "Question", "QuestionError", "design", "render"]
