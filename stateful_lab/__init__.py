@@ -8,6 +8,8 @@ From Python (the library the command line calls; see the README, "From Python"):
     results.summary, results.verdicts
     stateful_lab.load("results/first_timestep")
     stateful_lab.compare("results/first_timestep", ["variant=stateful"], ["variant=stateless"])
+    answer = stateful_lab.ask("sales.csv", target="units")   # should my model be stateful?
+    answer.recommendation, answer.models, answer.comparisons
 """
 
 import os
@@ -29,6 +31,7 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 
 _API = {"run", "load", "compare", "Results"}
+_ANSWER = {"ask", "Answer", "QuestionError"}
 _ERRORS = {"LabError": "errors", "RunFailed": "errors", "ConfigError": "config.files", "ResultsError": "results.tables"}
 
 
@@ -39,9 +42,11 @@ def __getattr__(name: str):
 
     if name in _API:
         return getattr(importlib.import_module("stateful_lab.api"), name)
+    if name in _ANSWER:
+        return getattr(importlib.import_module("stateful_lab.answer"), name)
     if name in _ERRORS:
         return getattr(importlib.import_module(f"stateful_lab.{_ERRORS[name]}"), name)
     raise AttributeError(f"module 'stateful_lab' has no attribute {name!r}")
 
 
-__all__ = ["Results", "compare", "load", "run", "LabError", "RunFailed", "ConfigError", "ResultsError"]
+__all__ = ["Answer", "Results", "ask", "compare", "load", "run", "QuestionError", "LabError", "RunFailed", "ConfigError", "ResultsError"]

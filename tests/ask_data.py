@@ -62,6 +62,13 @@ def entities(path: Path, count: int = 24, seed: int = 4) -> Path:
     return _write(path, pd.DataFrame(rows, columns=["entity", "step", "marker", "x", "y"]))
 
 
+def near_product(path: Path, rows: int = 1000, lag: int = 3, seed: int = 5) -> Path:
+    """The target is the product of two inputs `lag` rows back (white noise each)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(2, rows + lag))
+    return _write(path, pd.DataFrame({"a": a[lag:], "b": b[lag:], "y": (a * b)[:rows]}))
+
 def _write(path: Path, frame: pd.DataFrame) -> Path:
     frame.round(5).to_csv(path, index=False)
     return path
+

@@ -22,6 +22,7 @@ MAY_NOT_IMPORT = {
     "execution": ["diagnostics", "cli", "api"],
     "results": ["training", "execution", "diagnostics", "cli", "api"],
     "diagnostics": ["execution", "results", "cli", "api"],
+    "answer": ["diagnostics", "cli"],
 }
 """What each folder must not import (docs/design.md, "Data flow")."""
 

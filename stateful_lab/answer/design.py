@@ -52,6 +52,8 @@ ACCURACY_DIFFERENCE = 0.02
 UNITS = 8
 DEFAULT_SEEDS = 10
 ALPHA = 0.05
+TEST_FRACTION = 0.2
+"""The share of each series held out and forecast walk-forward (the table task's default)."""
 
 MODELS = {
     "stateless": ("stateless", "window"),
@@ -132,12 +134,12 @@ def design(question: Question) -> Design:
     table = _read(question.csv)
     inputs, why_inputs = _inputs(question, table)
     _check_options(question, table, inputs)
+    segments = _segments(question, table)
+    if _numeric(table, question.target):
+        _check_not_constant(question, table.numbers(question.target, "--target"), segments)
     probe = _task(question, inputs, difference=0, timesteps=WINDOW)
     kind, labels = probe.kind, probe.kind in ("binary", "categorical")
     target = None if labels else table.numbers(question.target, "--target")
-    segments = _segments(question, table)
-    if target is not None:
-        _check_not_constant(question, target, segments, probe)
     difference, why_difference = _difference(question, target, segments, probe, labels)
     task = _task(question, inputs, difference=difference, timesteps=WINDOW)
     windows = _windows(task)
@@ -185,7 +187,7 @@ def design(question: Question) -> Design:
         **({"classes": list(probe.classes)} if labels else {}),
         "difference": difference,
         "timesteps": WINDOW,
-        "test_fraction": 0.2,
+        "test_fraction": TEST_FRACTION,
     }
     config = {
         "name": _name(question),
@@ -197,7 +199,8 @@ def design(question: Question) -> Design:
         "seeds": question.seeds,
         "sweep": {"data.timesteps": [WINDOW, longer]},
     }
-    held_out = "each entity's last 20% of rows" if question.entity else "the last 20% of the rows"
+    share = f"{TEST_FRACTION:.0%}"
+    held_out = f"each entity's last {share} of rows" if question.entity else f"the last {share} of the rows"
     reasons = {
         "data.csv": "your table",
         "data.inputs": why_inputs,
@@ -355,7 +358,7 @@ def _task(question: Question, inputs: list[str], difference: int, timesteps: int
         "kind": question.kind,
         "difference": difference,
         "timesteps": timesteps,
-        "test_fraction": 0.2,
+        "test_fraction": TEST_FRACTION,
     }
     try:
         task = TableTask.model_validate({key: value for key, value in raw.items() if value is not None}).resolved()
@@ -393,13 +396,13 @@ def _segments(question: Question, table: Table) -> list[np.ndarray]:
         raise QuestionError(str(error)) from None
 
 
-def _training_rows(segments: list[np.ndarray], task: TableTask) -> list[np.ndarray]:
-    """Each series' rows before its test part."""
-    return [rows[: len(rows) - task.held_out(len(rows))] for rows in segments]
+def _training_rows(segments: list[np.ndarray]) -> list[np.ndarray]:
+    """Each series' rows before its test part (its last TEST_FRACTION)."""
+    return [rows[: len(rows) - max(1, math.floor(len(rows) * TEST_FRACTION))] for rows in segments]
 
 
-def _check_not_constant(question: Question, target: np.ndarray, segments, task: TableTask) -> None:
-    train = np.concatenate([target[rows] for rows in _training_rows(segments, task)])
+def _check_not_constant(question: Question, target: np.ndarray, segments) -> None:
+    train = np.concatenate([target[rows] for rows in _training_rows(segments)])
     if len(train) and np.ptp(train) == 0:
         raise QuestionError(
             f"--target: column {question.target!r} is {train[0]:g} on every training row; there is nothing to "
@@ -412,7 +415,7 @@ def _difference(question: Question, target, segments, task: TableTask, labels: b
         return 0, "a label is predicted as it is"
     if question.horizon == 0:
         return 0, "horizon 0: the target's value at the window's last row, from the inputs"
-    pieces = [target[rows] for rows in _training_rows(segments, task)]
+    pieces = [target[rows] for rows in _training_rows(segments)]
     r = _lagged_correlation([piece for piece in pieces], [piece for piece in pieces], 1)
     if r >= TREND:
         return (
@@ -440,7 +443,7 @@ def _lagged_correlation(inputs: list[np.ndarray], targets: list[np.ndarray], lag
 
 def _cap(segments: list[np.ndarray], task: TableTask) -> int:
     """The longest window the shortest series can afford: a quarter of its training rows."""
-    shortest = min(len(rows) for rows in _training_rows(segments, task))
+    shortest = min(len(rows) for rows in _training_rows(segments))
     return max(WINDOW + 1, min(MAX_WINDOW, (shortest - task.difference - task.horizon) // 4))
 
 
@@ -448,7 +451,7 @@ def _longer(question: Question, table: Table, inputs, segments, task: TableTask,
     """The longer window: one past the farthest lag at which an input's
     correlation with the target stands out from noise (a Bonferroni bound over
     every lag and input tried), at least MIN_LONGER, at most `cap`."""
-    train = _training_rows(segments, task)
+    train = _training_rows(segments)
     if labels:
         codes = np.array([float(task.classes.index(cell)) for _, cell in table.cells(question.target, "--target")])
         shift = question.horizon
