@@ -49,4 +49,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'stateful_lab' has no attribute {name!r}")
 
 
-__all__ = ["Answer", "Results", "ask", "compare", "load", "run", "QuestionError", "LabError", "RunFailed", "ConfigError", "ResultsError"]
+__all__ = [
+    "Answer",
+    "Results",
+    "ask",
+    "compare",
+    "load",
+    "run",
+    "QuestionError",
+    "LabError",
+    "RunFailed",
+    "ConfigError",
+    "ResultsError",
+]
