@@ -68,7 +68,7 @@ def near_product(path: Path, rows: int = 1000, lag: int = 3, seed: int = 5) -> P
     a, b = rng.normal(size=(2, rows + lag))
     return _write(path, pd.DataFrame({"a": a[lag:], "b": b[lag:], "y": (a * b)[:rows]}))
 
+
 def _write(path: Path, frame: pd.DataFrame) -> Path:
     frame.round(5).to_csv(path, index=False)
     return path
-

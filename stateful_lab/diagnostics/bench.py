@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from stateful_lab.atomic import write_atomic
@@ -199,6 +200,37 @@ def time_cli_run(seeds: int) -> float:
         return time.perf_counter() - started
 
 
+def ask_table(path: Path, rows: int = 2000) -> Path:
+    """A 2,000-row table of three numeric columns for timing `ask`: an AR(1) input
+    a, a white-noise input b, and a target y driven by its own past and both
+    inputs' previous rows."""
+    rng = np.random.default_rng(0)
+    a, b, y = np.zeros(rows), rng.normal(size=rows), np.zeros(rows)
+    for t in range(1, rows):
+        a[t] = 0.8 * a[t - 1] + rng.normal()
+        y[t] = 0.6 * y[t - 1] + 0.3 * a[t - 1] + 0.2 * b[t - 1] + 0.3 * rng.normal()
+    lines = ["a,b,y", *(f"{a[t]:.4f},{b[t]:.4f},{y[t]:.4f}" for t in range(rows))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def time_ask() -> tuple[float, str]:
+    """`stateful-lab ask` on `ask_table` with default settings, from the shell (a
+    fresh process: TensorFlow's import and compilation included): seconds, and
+    the answer."""
+    with tempfile.TemporaryDirectory() as scratch:
+        table = ask_table(Path(scratch) / "table.csv")
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, "-m", "stateful_lab", "ask", str(table), "--target", "y", "--out", f"{scratch}/out"]
+            + ["--format", "json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return time.perf_counter() - started, json.loads(completed.stdout)["recommendation"]
+
+
 def bench_experiment() -> Experiment:
     return load_experiment(CONFIG, ["train.trainer=loop", "variants=[stateful]", f"train.epochs={EPOCHS}"])
 
@@ -231,11 +263,15 @@ def main() -> None:
     one, ten = time_cli_run(1), time_cli_run(10)
     print(f"stateful-lab run {CONFIG} --seeds 1:  {one:.1f} s")
     print(f"stateful-lab run {CONFIG} --seeds 10: {ten:.1f} s ({ten / one:.2f}x one seed)")
+    asked, answer = time_ask()
+    print(f"stateful-lab ask, 2,000 rows x 3 numeric columns, defaults: {asked:.1f} s (answer: {answer})")
     write_atomic(
         Path("results/bench.md"),
         report(
             plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten
-        ),
+        )
+        + f"`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 runs), "
+        f"from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n",
     )
 
 
