@@ -14,8 +14,10 @@ part. In training each entity is a stream on a lane of the batch
 own history, and a lane's state (only that lane's) is zeroed when the lane takes
 its next entity. Forecasts walk through each entity in turn, from a zero state.
 
-What is not here yet (the your-own-data issue): label targets (binary and
-categorical), per-variant windows.
+Label targets (binary and categorical) are predicted by a sigmoid or softmax
+head and scored by accuracy, beside the previous-label, majority and logistic
+baselines. Not here: per-variant windows (every variant of a sweep point reads
+the same windows; `ask` sweeps `timesteps` instead).
 """
 
 from __future__ import annotations
