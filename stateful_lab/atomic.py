@@ -22,17 +22,17 @@ class WriteError(LabError, OSError):
     exit_code = 1
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, rename it
-    over `path`, then flush the folder. On any error nothing is left behind and
-    WriteError names the file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes) to a temporary file in the same folder, flush it to
+    disk, rename it over `path`, then flush the folder. On any error nothing is
+    left behind and WriteError names the file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     except OSError as error:
         raise WriteError(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
-        with os.fdopen(handle, "w") as stream:
+        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())

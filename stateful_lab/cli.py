@@ -229,10 +229,13 @@ class ConsoleReporter:
         from stateful_lab.results.tables import summary_markdown
 
         click.echo(summary_markdown(outcome.summary, experiment.name, list(experiment.sweep)))
+        from stateful_lab.results.tables import table_file
+
+        names = ["epochs.csv", "runs.csv", "summary.csv", "summary.md", "config.yaml", "meta.json", "forecasts.csv"]
+        written = [table_file(out, name).name for name in names if table_file(out, name).exists()]
         click.echo(
             f"ran {outcome.ran} of {outcome.total} runs ({outcome.skipped} already finished); "
-            f"wrote {out}/ (epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json"
-            + (", forecasts.csv)" if (out / "forecasts.csv").exists() else ")")
+            f"wrote {out}/ ({', '.join(written)})"
         )
         for status, labels in (("diverged", outcome.diverged), ("failed", outcome.failed)):
             if labels:

@@ -95,3 +95,39 @@ def test_untidy_sample_count_is_trimmed_with_a_warning(tmp_path):
     assert result.exit_code == 0, result.output
     assert "dropped 2 train samples" in result.output
     assert "Epoch:" not in result.output  # --quiet drops the per-epoch tables
+
+
+def test_a_large_table_is_written_compressed_and_every_reader_takes_either_form(tmp_path):
+    """A table above COMPRESS_ABOVE of CSV text is written as NAME.csv.xz (the same
+    CSV text, compressed: pandas reads it directly), a small one as plain CSV;
+    rewriting a table in the other form removes the stale one; and a folder whose
+    large tables are plain CSV (written before compression) loads the same."""
+    import lzma
+    import shutil
+
+    from stateful_lab.results.formatting import csv_text
+    from stateful_lab.results.tables import COMPRESS_ABOVE, load_folder, table_file, write_table
+
+    result = run_cli(*smoke("shampoo"), "--out", tmp_path / "small")
+    assert result.exit_code == 0, result.output
+    small = load_folder(tmp_path / "small")
+    assert table_file(tmp_path / "small", "epochs.csv").name == "epochs.csv"  # a smoke run's table is small
+    repeats = 2 * COMPRESS_ABOVE // len(csv_text(small.epochs)) + 1
+    large = pd.concat([small.epochs] * repeats, ignore_index=True)
+    folder = tmp_path / "large"
+    shutil.copytree(tmp_path / "small", folder)
+    written = write_table(folder, "epochs.csv", large)
+    assert written.name == "epochs.csv.xz" and not (folder / "epochs.csv").exists()
+    assert lzma.decompress(written.read_bytes()).decode() == csv_text(large)
+    assert written.stat().st_size < len(csv_text(large)) / 5
+    pd.testing.assert_frame_equal(load_folder(folder).epochs, large)
+    result = CliRunner().invoke(main, ["show", str(folder)])
+    assert result.exit_code == 0, result.output
+    plain = tmp_path / "plain"  # the same large table as plain CSV, as an older version wrote it
+    shutil.copytree(folder, plain)
+    (plain / "epochs.csv.xz").unlink()
+    (plain / "epochs.csv").write_text(csv_text(large))
+    pd.testing.assert_frame_equal(load_folder(plain).epochs, large)
+    assert write_table(folder, "epochs.csv", small.epochs).name == "epochs.csv"
+    assert not (folder / "epochs.csv.xz").exists()
+    pd.testing.assert_frame_equal(load_folder(folder).epochs, small.epochs)

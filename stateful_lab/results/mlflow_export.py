@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from stateful_lab.errors import LabError
-from stateful_lab.results.tables import RESULT_FILES, load_results
+from stateful_lab.results.tables import RESULT_FILES, load_results, table_file
 from stateful_lab.results.tensorboard import FIGURES, run_folder
 from stateful_lab.userfiles import shorten
 
@@ -56,8 +56,9 @@ def export(results_dirs: list[Path], tracking_uri: str) -> int:
                     logged += 1
                 files = client.create_run(experiment, run_name=f"{name} result files", tags={"config": name})
                 for file in [*RESULT_FILES, "summary.md", "meta.json", "forecasts.csv"]:
-                    if (config.folder / file).exists():
-                        client.log_artifact(files.info.run_id, str(config.folder / file))
+                    path = table_file(config.folder, file)
+                    if path.exists():
+                        client.log_artifact(files.info.run_id, str(path))
                 client.set_terminated(files.info.run_id)
     except (mlflow.exceptions.MlflowException, ImportError, OSError) as error:  # a store it cannot use
         message = shorten(str(error).splitlines()[0] if str(error) else type(error).__name__, 300)

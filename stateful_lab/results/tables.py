@@ -4,6 +4,7 @@ atomically, and the tables they hold, built from the runs' records."""
 from __future__ import annotations
 
 import json
+import lzma
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,6 +80,38 @@ class ResultsError(LabError, ValueError):
 
 
 RESULT_FILES = ("config.yaml", "epochs.csv", "runs.csv", "summary.csv")
+"""What makes a result folder; each table may be compressed instead (`table_file`)."""
+COMPRESS_ABOVE = 256 * 1024
+"""A result table whose CSV text is longer than this is written compressed, as
+NAME.csv.xz (pandas reads it as it reads a CSV file; `xz -d` gives the CSV
+back): the per-epoch tables of 1,000-epoch forecasts are 4-10 MB of CSV and
+about 6% of that compressed. Smaller tables stay plain CSV, readable on a code
+host. Folders written before this hold plain CSV files and read as before."""
+
+
+def table_file(folder: Path, name: str) -> Path:
+    """Where a result table (`name`.csv) is: NAME.csv.xz for a large one, else
+    NAME.csv; if both are there (a write interrupted before the other was
+    removed), the newer."""
+    plain, compressed = folder / name, folder / f"{name}.xz"
+    if not compressed.exists():
+        return plain
+    if plain.exists() and plain.stat().st_mtime_ns > compressed.stat().st_mtime_ns:
+        return plain
+    return compressed
+
+
+def write_table(folder: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Write a result table as `name` (plain CSV) or, above COMPRESS_ABOVE, as
+    `name`.xz (xz's default preset: deterministic bytes, so an unchanged table
+    rewrites the same file); then remove the other form, so a reader never takes
+    a stale one. The path written."""
+    text = csv_text(frame)
+    plain, compressed = folder / name, folder / f"{name}.xz"
+    written, other = (compressed, plain) if len(text) > COMPRESS_ABOVE else (plain, compressed)
+    write_atomic(written, lzma.compress(text.encode()) if written is compressed else text)
+    other.unlink(missing_ok=True)
+    return written
 
 
 def load_results(results_dir: Path) -> list[ConfigResults]:
@@ -90,12 +123,12 @@ def load_results(results_dir: Path) -> list[ConfigResults]:
 
 
 def is_result_folder(folder: Path) -> bool:
-    return folder.is_dir() and all((folder / name).exists() for name in RESULT_FILES)
+    return folder.is_dir() and all(table_file(folder, name).exists() for name in RESULT_FILES)
 
 
 def load_folder(folder: Path) -> ConfigResults:
     """One run's result files, read back; ResultsError names a file that cannot be."""
-    files = [folder / name for name in RESULT_FILES]
+    files = [table_file(folder, name) for name in RESULT_FILES]
     try:
         raw = read_yaml(files[0])
     except ConfigError as error:
@@ -109,7 +142,7 @@ def load_folder(folder: Path) -> ConfigResults:
             raise ResultsError(f"{files[0]}: not a valid config: {problems}") from None
         experiment, unjudged = parse_experiment({**raw, "claims": []}, default_name=folder.name), problems
     tables = []
-    optional = [path for path in [folder / "forecasts.csv"] if path.exists()]
+    optional = [path for path in [table_file(folder, "forecasts.csv")] if path.exists()]
     for path in files[1:] + optional:
         try:
             table = pd.read_csv(path)
@@ -225,18 +258,19 @@ def write_results(
     forecasts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Write epochs.csv, runs.csv, summary.csv, summary.md, config.yaml, meta.json,
-    and forecasts.csv for a forecasting task."""
+    and forecasts.csv for a forecasting task (a large table as NAME.csv.xz:
+    `write_table`)."""
     summary = summarize(runs, group_keys, metrics)
     extra = [metric for metric in metrics if metric not in METRICS]
     columns = ["config", *group_keys, *EPOCH_COLUMNS[1:-2], *extra, *EPOCH_COLUMNS[-2:]]
-    write_atomic(out_dir / "epochs.csv", csv_text(epochs.reindex(columns=columns)))
-    write_atomic(out_dir / "runs.csv", csv_text(runs))
-    write_atomic(out_dir / "summary.csv", csv_text(summary))
+    write_table(out_dir, "epochs.csv", epochs.reindex(columns=columns))
+    write_table(out_dir, "runs.csv", runs)
+    write_table(out_dir, "summary.csv", summary)
     write_atomic(out_dir / "summary.md", summary_markdown(summary, title, group_keys))
     write_atomic(out_dir / "config.yaml", config_yaml)
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
     if forecasts is not None and len(forecasts):
-        write_atomic(out_dir / "forecasts.csv", csv_text(forecasts))
+        write_table(out_dir, "forecasts.csv", forecasts)
     return summary
 
 
