@@ -86,13 +86,18 @@ class LineProgress:
         self.total = self.done = self.diverged = self.failed = 0
         self.started = time.perf_counter()
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, epochs: dict[str, int] | None = None) -> None:
+        """`total` runs to do; `epochs`, each one's epochs by its key (for progress by epochs)."""
         self.total, self.started = total, time.perf_counter()
 
     def begin(self, label: str) -> None:
         """A run starts (known only when runs go one at a time)."""
 
-    def finish(self, label: str, status: str, seconds: float) -> None:
+    def epoch(self, key: str, epoch: int) -> None:
+        """A run recorded an epoch (0-based), maybe in a worker's thread: plain lines
+        say nothing until the run ends."""
+
+    def finish(self, label: str, status: str, seconds: float, key: str | None = None) -> None:
         self.done += 1
         self.diverged += status == "diverged"
         self.failed += status == "failed"
@@ -110,13 +115,15 @@ class LineProgress:
 class BarProgress(LineProgress):
     """A live bar on a terminal: runs done / total, the run in flight, elapsed and
     estimated time left, diverged and failed counts. The lab's own lines print
-    above it."""
+    above it. The bar measures epochs, not runs: it moves as a group's epochs
+    finish (`epoch`, heard from this process or a worker's), so that a group of
+    hundreds of runs shows where it is and how long is left; a run that ends
+    credits the epochs it did not report (all of them, if it reported none)."""
 
     def __init__(self, quiet: bool = False):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
@@ -127,7 +134,7 @@ class BarProgress(LineProgress):
         self.bar = Progress(
             TextColumn("[bold]runs"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[runs]}"),
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),
@@ -137,18 +144,41 @@ class BarProgress(LineProgress):
         )
         super().__init__(lambda line: self.console.print(line, markup=False, highlight=False), quiet)
         self.task = None
+        self.epochs: dict[str, int] = {}
+        self.reported: dict[str, int] = {}
+        self.lock = threading.Lock()
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, epochs: dict[str, int] | None = None) -> None:
         super().start(total)
+        self.epochs, self.reported = dict(epochs or {}), {}
         self.bar.start()
-        self.task = self.bar.add_task("", total=total, counts="0 diverged, 0 failed")
+        size = sum(self.epochs.values()) if self.epochs else total
+        self.task = self.bar.add_task("", total=size, counts="0 diverged, 0 failed", runs=f"0/{total}")
 
     def begin(self, label: str) -> None:
         self.bar.update(self.task, description=label)
 
+    def epoch(self, key: str, epoch: int) -> None:
+        with self.lock:
+            if key not in self.epochs:
+                return
+            done = min(epoch + 1, self.epochs[key])
+            advance = max(0, done - self.reported.get(key, 0))
+            self.reported[key] = max(done, self.reported.get(key, 0))
+        if advance:
+            self.bar.update(self.task, advance=advance)
+
+    def finish(self, label: str, status: str, seconds: float, key: str | None = None) -> None:
+        with self.lock:
+            left = self.epochs.get(key, 1) - self.reported.get(key, 0) if self.epochs else 1
+            if key in self.epochs:
+                self.reported[key] = self.epochs[key]
+        self.bar.update(self.task, advance=max(0, left))
+        super().finish(label, status, seconds, key)
+
     def show(self, label: str, status: str, seconds: float) -> None:
         counts = f"{self.diverged} diverged, {self.failed} failed"
-        self.bar.update(self.task, advance=1, counts=counts, description="")
+        self.bar.update(self.task, counts=counts, description="", runs=f"{self.done}/{self.total}")
 
     def close(self) -> None:
         self.bar.stop()

@@ -101,3 +101,71 @@ def test_verbose_shows_tensorflow_lines_again(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert "cudart_stub.cc" in completed.stderr or "cpu_feature_guard.cc" in completed.stderr
     assert "[1/2]" not in completed.stdout  # --quiet, not a terminal: no progress lines
+
+
+def test_the_bar_moves_by_epochs_and_credits_what_a_run_did_not_report():
+    """Progress by epochs: each epoch heard advances the bar once (a repeated or
+    late one not at all), and a run that ends is credited the epochs it did not
+    report, so that the bar ends full whatever was heard."""
+    from stateful_lab.console import BarProgress
+
+    bar = BarProgress()
+    bar.start(3, {"a": 10, "b": 10, "c": 10})
+    task = bar.bar.tasks[0]
+    assert task.total == 30
+    for epoch in range(4):
+        bar.epoch("a", epoch)
+    bar.epoch("a", 2)  # heard again, out of order: nothing more
+    bar.epoch("b", 6)  # epochs 0-6 of b, heard at once (a worker sends the latest only)
+    bar.epoch("unknown", 3)
+    assert task.completed == 4 + 7
+    bar.finish("a", "ok", 1.0, "a")
+    bar.finish("b", "diverged", 1.0, "b")  # stopped early: credited its remaining epochs
+    assert task.completed == 20
+    bar.finish("c", "ok", 1.0, "c")  # reported nothing (trained alone in a child process)
+    assert task.completed == 30 and task.fields["runs"] == "3/3"
+    assert task.fields["counts"] == "1 diverged, 0 failed"
+    bar.close()
+
+
+class Listening:
+    """A progress that records what it hears: epochs by run, and when each run ended."""
+
+    def __init__(self):
+        from stateful_lab.console import LineProgress
+
+        self.lines = LineProgress(lambda line: None, quiet=True)
+        self.heard, self.finished, self.lock = [], [], threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.lines, name)
+
+    def epoch(self, key, epoch):
+        with self.lock:
+            self.heard.append((key, epoch, len(self.finished)))
+
+    def finish(self, label, status, seconds, key=None):
+        self.finished.append(key)
+
+
+def test_epochs_are_heard_as_runs_record_them_here_and_in_worker_processes(tmp_path):
+    """In this process every epoch of every run of a group is heard, in order,
+    before the group's results arrive; from worker processes the latest epochs
+    come every half second, so a run that trains for seconds is heard before it
+    ends."""
+    from stateful_lab.config.experiment import load_experiment
+    from stateful_lab.execution.runner import run_experiment
+
+    config, *rest = smoke("first_timestep", "train.epochs=1500")
+    experiment = load_experiment(config, [item for item in rest if item != "--set"])
+    here = Listening()
+    run_experiment(experiment, tmp_path / "here", here, quiet=True)
+    keys = {key for key, _, _ in here.heard}
+    assert len(keys) == 4
+    for key in keys:
+        assert [epoch for run, epoch, _ in here.heard if run == key] == list(range(1500))
+    assert all(finished == 0 for _, _, finished in here.heard)  # all heard before any result
+    workers = Listening()
+    alone = experiment.override("variants=[stateful]", "seeds=[0, 1]", "train.group=false")  # two items: workers
+    run_experiment(alone, tmp_path / "workers", workers, True, 2)
+    assert any(epoch < 1499 and finished == 0 for _, epoch, finished in workers.heard), workers.heard

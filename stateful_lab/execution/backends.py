@@ -15,6 +15,7 @@ from stateful_lab.errors import LabError
 from stateful_lab.execution import workers
 from stateful_lab.execution.dispatch import run_item
 from stateful_lab.execution.plan import plan
+from stateful_lab.runs.listening import Listener, listening
 from stateful_lab.runs.records import RunResult
 from stateful_lab.runs.unit import Unit
 
@@ -74,7 +75,7 @@ class WorkPool:
     def _results(
         self, config: int, futures: list, wanted: dict
     ) -> Callable[[Callable[[str], None]], Iterator[RunResult]]:
-        def results(begin: Callable[[str], None]) -> Iterator[RunResult]:
+        def results(begin: Callable[[str], None], heard: Listener | None = None) -> Iterator[RunResult]:
             begin(f"{self.jobs} at a time")
             for future in as_completed(futures):
                 results, peak = future.result()
@@ -93,28 +94,38 @@ class WorkPool:
 
 
 def execute(
-    units: list[Unit], jobs: int = 1, scheduler: str | None = None, begin: Callable[[str], None] = lambda label: None
+    units: list[Unit],
+    jobs: int = 1,
+    scheduler: str | None = None,
+    begin: Callable[[str], None] = lambda label: None,
+    heard: Listener | None = None,
 ) -> Iterator[RunResult]:
     """Yield each unit's result as it finishes (a group's all at once); `begin`
-    hears of each work item as it starts, where items go one at a time."""
+    hears of each work item as it starts, where items go one at a time, and
+    `heard` of each epoch a run records, here or in a local worker (not on Dask)."""
     items = plan(units)
     if scheduler:
         yield from _execute_on_dask(items, scheduler)
     elif jobs > 1 and len(items) > 1:
-        yield from _execute_on_workers(items, jobs, begin)
+        yield from _execute_on_workers(items, jobs, begin, heard)
     else:
         for item in items:
             begin(item[0].label if len(item) == 1 else f"{len(item)} runs together: {_group_label(item)}")
-            yield from run_item(item)
+            with listening(heard):
+                results = run_item(item)
+            yield from results
 
 
-def _execute_on_workers(items: list[list[Unit]], jobs: int, begin: Callable[[str], None]) -> Iterator[RunResult]:
+def _execute_on_workers(
+    items: list[list[Unit]], jobs: int, begin: Callable[[str], None], heard: Listener | None = None
+) -> Iterator[RunResult]:
     """The items on the pool of `jobs` workers (kept for the next config when all
     went well; stopped at once if the caller stops early, so no work goes on
     unseen). A worker that dies loses its own item only (`workers`)."""
     pool = workers.executor(jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    futures = [pool.submit(item, threads) for item in items]
+    on_epochs = None if heard is None else lambda epochs: [heard(key, epoch) for key, epoch in epochs.items()]
+    futures = [pool.submit(item, threads, on_epochs) for item in items]
     begin(f"{min(jobs, len(items))} at a time")
     finished = False
     try:

@@ -22,6 +22,7 @@ from stateful_lab.console import LineProgress
 from stateful_lab.errors import LabError
 from stateful_lab.execution.backends import execute
 from stateful_lab.results.tables import METRICS, epoch_tables, forecast_table, tables, write_results
+from stateful_lab.runs.listening import Listener
 from stateful_lab.runs.records import RunResult, UnitStore
 from stateful_lab.runs.unit import Unit, plan_units
 
@@ -51,7 +52,7 @@ def run_experiment(
     with folder_lock(out_dir):
         planned = Planned.of(experiment, out_dir, force)
         return planned.complete(
-            lambda begin: execute(planned.todo, jobs, scheduler, begin=begin),
+            lambda begin, heard: execute(planned.todo, jobs, scheduler, begin=begin, heard=heard),
             progress or LineProgress(print, quiet),
             quiet,
             {"jobs": jobs, "scheduler": scheduler},
@@ -85,7 +86,7 @@ class Planned:
 
     def complete(
         self,
-        results: Callable[[Callable[[str], None]], Iterable[RunResult]],
+        results: Callable[[Callable[[str], None], Listener], Iterable[RunResult]],
         progress: LineProgress,
         quiet: bool,
         execution: dict,
@@ -109,18 +110,18 @@ class Planned:
                 else "re-running 1 run whose stored result was unreadable"
             )
 
-        progress.start(len(todo))
+        progress.start(len(todo), {unit.key: unit.experiment.train.epochs for unit in todo})
         noted: set[str] = set()
         produced: dict[str, RunResult] = {}
         try:
-            for result in results(progress.begin):
+            for result in results(progress.begin, progress.epoch):
                 store.save(result)
                 produced[result.key] = result
                 for note in result.notes:  # what was trimmed or left out, once per distinct note
                     if note not in noted:
                         noted.add(note)
                         echo(note)
-                progress.finish(result.label, result.status, result.seconds)
+                progress.finish(result.label, result.status, result.seconds, result.key)
                 if result.status == "failed":
                     echo(f"FAILED {result.label}: {result.error}")
         finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor

@@ -22,7 +22,9 @@ import multiprocessing
 import pickle
 import signal
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stateful_lab.runs.unit import Unit
 
+EPOCHS_EVERY = 0.5
+"""A worker sends the epochs its runs recorded at most this often (seconds)."""
 STARTUP_DEATHS = 3
 """Workers that die before they are ready, one after another, before the pool gives
 up (an import that fails, say) rather than start new ones for ever."""
@@ -58,9 +62,13 @@ class WorkerPool:
         self._manager = threading.Thread(target=self._manage, name="stateful-lab workers", daemon=True)
         self._manager.start()
 
-    def submit(self, units: list[Unit], threads: int | None = None) -> Future:
-        """Queue a work item; its future gives (results, the worker's peak memory in MB)."""
-        item = _Item(Future(), units, threads)
+    def submit(
+        self, units: list[Unit], threads: int | None = None, on_epochs: Callable[[dict[str, int]], None] | None = None
+    ) -> Future:
+        """Queue a work item; its future gives (results, the worker's peak memory in
+        MB). `on_epochs` hears, from this pool's thread, the epochs its runs record
+        as they train ({run key: latest epoch}, at most every EPOCHS_EVERY seconds)."""
+        item = _Item(Future(), units, threads, on_epochs)
         with self._lock:
             if self._closed or self._broken:
                 raise RuntimeError(self._broken or "the worker pool is shut down")
@@ -148,6 +156,10 @@ class WorkerPool:
                     worker.ready = True
                     self._startup_deaths = 0
                     continue
+                if message[0] == "epochs":
+                    if worker.item is not None and worker.item.on_epochs is not None:
+                        worker.item.on_epochs(message[1])
+                    continue
                 item, worker.item = worker.item, None
                 self._hand_out()  # its next item first: a caller woken by the result finds every worker busy
                 if message[0] == "done":
@@ -200,6 +212,7 @@ class _Item:
     future: Future
     units: list[Unit]
     threads: int | None
+    on_epochs: Callable[[dict[str, int]], None] | None = None
 
 
 @dataclass
@@ -217,6 +230,7 @@ def _serve(connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from stateful_lab import provenance
     from stateful_lab.execution.dispatch import run_item
+    from stateful_lab.runs.listening import listening
     from stateful_lab.training import engine  # noqa: F401  (TensorFlow and Keras)
 
     try:
@@ -229,13 +243,29 @@ def _serve(connection: Connection) -> None:
         except (EOFError, OSError):
             return
         try:
-            message = ("done", run_item(units, threads), provenance.peak_memory_mb())
+            with listening(_EpochSender(connection)):
+                message = ("done", run_item(units, threads), provenance.peak_memory_mb())
         except Exception as error:  # noqa: BLE001  (raised again in the parent, as the caller of the item)
             message = ("error", _picklable(error))
         try:
             connection.send(message)
         except (EOFError, OSError):
             return
+
+
+class _EpochSender:
+    """A worker's listener (`runs.listening`): the latest epoch of each run it
+    trains, sent to the parent at most every EPOCHS_EVERY seconds."""
+
+    def __init__(self, connection: Connection):
+        self.connection, self.pending, self.sent = connection, {}, time.monotonic()
+
+    def __call__(self, key: str, epoch: int) -> None:
+        self.pending[key] = epoch
+        if time.monotonic() - self.sent >= EPOCHS_EVERY:
+            with contextlib.suppress(OSError):  # the parent is gone: the result's send says so
+                self.connection.send(("epochs", self.pending))
+            self.pending, self.sent = {}, time.monotonic()
 
 
 def _picklable(error: Exception) -> Exception:

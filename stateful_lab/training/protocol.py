@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 import tensorflow as tf
 
+from stateful_lab.runs.listening import heard
 from stateful_lab.runs.records import EpochResult, RunResult
 
 
@@ -183,6 +184,7 @@ def record(result: RunResult, epoch: EpochResult) -> bool:
     if epoch.forecasts:
         result.forecasts = list(epoch.forecasts)
     result.epochs.append(replace(epoch, forecasts=()))
+    heard(result.key, epoch.epoch)
     if diverged(epoch):
         result.status = "diverged"
         return False
