@@ -384,6 +384,33 @@ class _AskReporter:
 
 
 @main.command()
+@click.option("--clear", is_flag=True, help="Remove every compiled program (of every TensorFlow build and CPU).")
+def cache(clear: bool) -> None:
+    """Show or clear the compilation cache: the XLA programs earlier runs compiled,
+    which a later process loads instead of compiling again.
+
+    It lives in $STATEFUL_LAB_CACHE (default ~/.cache/stateful-lab; off turns
+    it off), one folder per TensorFlow build, CPU and XLA flags; every entry is
+    checked against its SHA-256 before use, and a damaged one is compiled again.
+
+    \b
+    Example:
+        stateful-lab cache --clear
+    """
+    from stateful_lab.training import xla_cache
+
+    if xla_cache.root() is None:
+        click.echo("the compilation cache is off (STATEFUL_LAB_CACHE=off)")
+        return
+    if clear:
+        entries, size = xla_cache.clear()
+        click.echo(f"removed {entries} compiled programs ({size / 1e6:.1f} MB) from {xla_cache.root()}")
+        return
+    store, entries, size = xla_cache.describe()
+    click.echo(f"{store}: {entries} compiled programs, {size / 1e6:.1f} MB (this TensorFlow build, CPU and XLA flags)")
+
+
+@main.command()
 @config_argument
 @set_option
 def validate(config: str, overrides: tuple[str, ...]) -> None:

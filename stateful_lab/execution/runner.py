@@ -6,7 +6,9 @@ holding the output folder's lock throughout.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -110,6 +112,9 @@ class Planned:
                 else "re-running 1 run whose stored result was unreadable"
             )
 
+        # The summary's statistics need scipy.stats, whose import takes a second or
+        # more: done in a thread while the runs train (in C++, mostly without the GIL).
+        threading.Thread(target=importlib.import_module, args=("stateful_lab.results.stats",), daemon=True).start()
         progress.start(len(todo), {unit.key: unit.experiment.train.epochs for unit in todo})
         noted: set[str] = set()
         produced: dict[str, RunResult] = {}

@@ -231,7 +231,7 @@ def _serve(connection: Connection) -> None:
     from stateful_lab import provenance
     from stateful_lab.execution.dispatch import run_item
     from stateful_lab.runs.listening import listening
-    from stateful_lab.training import engine  # noqa: F401  (TensorFlow and Keras)
+    from stateful_lab.training import engine, xla_cache  # noqa: F401  (engine: TensorFlow and Keras)
 
     try:
         connection.send(("ready",))
@@ -245,6 +245,7 @@ def _serve(connection: Connection) -> None:
         try:
             with listening(_EpochSender(connection)):
                 message = ("done", run_item(units, threads), provenance.peak_memory_mb())
+            xla_cache.sync()  # this worker is stopped with a kill: publish what it compiled now
         except Exception as error:  # noqa: BLE001  (raised again in the parent, as the caller of the item)
             message = ("error", _picklable(error))
         try:

@@ -1,0 +1,92 @@
+"""XLA's persistent compilation cache (training/xla_cache.py): a second process
+loads what the first compiled; entries are vouched for by a manifest, and a
+damaged one is deleted and compiled again, never loaded."""
+
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from stateful_lab.cli import main
+from stateful_lab.training import xla_cache
+
+from .conftest import ROOT
+
+COMPILE = """
+import tensorflow as tf
+from stateful_lab.training import xla_cache  # sets up the cache, as the lab's training does
+@tf.function(jit_compile=True)
+def f(x):
+    return tf.reduce_sum(tf.sin(x) * 2.0)
+print(float(f(tf.ones([10]))))
+"""
+
+
+def compile_once(cache):
+    env = {**os.environ, "STATEFUL_LAB_CACHE": str(cache)}
+    env.pop("TF_XLA_FLAGS", None)
+    env.pop(xla_cache.OWNED, None)
+    completed = subprocess.run([sys.executable, "-c", COMPILE], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_the_program_and_a_damaged_one_is_compiled_again(tmp_path, monkeypatch):
+    first = compile_once(tmp_path)
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    store = xla_cache.store_folder(tmp_path)
+    entries = sorted(store.glob("*.pb"))
+    assert len(entries) == 1 and xla_cache._read_manifest(store).keys() == {entries[0].name}
+    inode = entries[0].stat().st_ino
+    assert compile_once(tmp_path) == first
+    assert [path.stat().st_ino for path in store.glob("*.pb")] == [inode]  # loaded: nothing new compiled
+    assert not list(store.parent.glob("*.proc-*"))  # each process removed its private folder
+    with open(entries[0], "r+b") as entry:  # damaged in place, size unchanged
+        entry.seek(1000)
+        entry.write(b"garbage")
+    assert compile_once(tmp_path) == first
+    (replaced,) = store.glob("*.pb")
+    assert replaced.stat().st_ino != inode  # deleted, compiled again, published anew
+    assert xla_cache._read_manifest(store)[replaced.name][1] == xla_cache._sha256(replaced)
+    result = CliRunner().invoke(main, ["cache"])
+    assert result.exit_code == 0 and "1 compiled programs" in result.output
+    result = CliRunner().invoke(main, ["cache", "--clear"])
+    assert result.exit_code == 0 and "removed 1 compiled programs" in result.output
+    assert not store.exists()
+
+
+def test_the_users_own_flag_and_off_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_persistent_cache_directory=/somewhere/mine")
+    monkeypatch.delenv(xla_cache.OWNED, raising=False)
+    assert xla_cache.setup() is None and os.environ["TF_XLA_FLAGS"].endswith("/somewhere/mine")
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", "off")
+    monkeypatch.delenv("TF_XLA_FLAGS")
+    assert xla_cache.setup() is None and "TF_XLA_FLAGS" not in os.environ
+
+
+def test_a_child_takes_a_folder_of_its_own_and_dead_processes_folders_go(tmp_path, monkeypatch):
+    """A worker inherits its parent's flag and marker: it replaces the folder with
+    its own. A private folder whose process is gone (killed) is removed by the next
+    process that starts, and an entry no manifest vouches for is never linked."""
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    monkeypatch.delenv(xla_cache.OWNED, raising=False)
+    monkeypatch.setattr(xla_cache, "_current", [])
+    parent = xla_cache.setup()
+    store = xla_cache.store_folder(tmp_path)
+    dead = store.parent / f"{store.name}.proc-999999999-0000"
+    dead.mkdir()
+    (store / "xla_compile_cache__1__2__XLA_CPU_JIT.pb").write_bytes(b"unvouched")
+    child = xla_cache.setup()  # as a worker would, with the parent's environment
+    assert child != parent and os.environ["TF_XLA_FLAGS"].count(xla_cache.FLAG) == 1
+    assert str(child) in os.environ["TF_XLA_FLAGS"] and not dead.exists()
+    assert not list(child.iterdir()) and not list(store.glob("*.pb"))
+    (child / "xla_compile_cache__3__4__XLA_CPU_JIT.pb").write_bytes(b"compiled here")
+    xla_cache.sync()  # a worker after an item: published, and kept linked in its folder
+    assert (store / "xla_compile_cache__3__4__XLA_CPU_JIT.pb").read_bytes() == b"compiled here"
+    assert (child / "xla_compile_cache__3__4__XLA_CPU_JIT.pb").exists()
+    xla_cache.publish(store, parent)
+    xla_cache.publish(store, child)
+    assert not parent.exists() and not child.exists()
