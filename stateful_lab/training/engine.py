@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from stateful_lab.provenance import peak_memory_mb
 from stateful_lab.runs.records import RunResult
-from stateful_lab.runs.seeding import seed_everything
+from stateful_lab.runs.seeding import deterministic_kernels, seed_everything
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
@@ -83,9 +83,11 @@ def failed(result: RunResult, error: Exception) -> RunResult:
 
 def prepared(unit: Unit) -> tuple[Dataset, list[np.ndarray]]:
     """A unit's dataset and its model's initial weights, made exactly as
-    `train_unit` makes them."""
+    `train_unit` makes them. Both draw from the unit's seed explicitly (the data
+    from its own Generator, the weights from seeds derived from it), so only the
+    deterministic kernels of `seed_everything` are needed here, not its reseeding."""
     dataset = unit_dataset(unit)
-    seed_everything(unit.seed)
+    deterministic_kernels()
     return dataset, initial_weights(unit.experiment, unit.seed)
 
 
