@@ -15,6 +15,7 @@ and the whole `stateful-lab run` with 1 and 10 seeds, import and compile include
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -45,7 +46,11 @@ EPOCHS = 5
 CONFIG = Path("configs/first_timestep.yaml")
 GROUP = 20
 """Runs in the group whose per-run cost is set against tuned fit."""
-GROUP_SIZES = (1, 5, 20, 100)
+GROUP_SIZES = (1, 5, 20, 100, 1000)
+DECOMPOSED = (100, 1000)
+"""Group sizes whose epoch the bench takes apart."""
+SWEEP_SEEDS = 5000
+"""`--seeds` of the sweep timed from the shell: 10,000 runs (two variants)."""
 FLOPS_PER_CYCLE = 32
 """Float32 operations per core and cycle with two 256-bit fused multiply-add
 pipes, 8 lanes each, 2 operations per multiply-add: AVX2 and FMA, and Zen 4's
@@ -190,14 +195,67 @@ def _memory_child(runs: int) -> None:
 
 
 def time_cli_run(seeds: int) -> float:
+    return cli_sweep(seeds)["seconds"]
+
+
+def cli_sweep(seeds: int) -> dict:
+    """`stateful-lab run` of the bench config from the shell (a fresh process):
+    its wall seconds, the phases its meta.json records, and its peak memory (the
+    largest resident set of a child process, MB: the run's own process, as
+    nothing else ran as a child before it)."""
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "stateful_lab", "run", str(CONFIG), "--seeds", str(seeds), "--out", out, "--quiet"],
-            check=True,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        return time.perf_counter() - started
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        if status != 0:
+            raise RuntimeError(f"the sweep failed: {child.stderr.read().decode()[-500:]}")
+        phases = json.loads((Path(out) / "meta.json").read_text()).get("phases_seconds", {})
+    return {"seconds": seconds, "phases": phases, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def decomposed(experiment: Experiment, groups: dict[int, float]) -> dict:
+    """Where a group's epoch goes, from measurements: a least-squares line through
+    the growth table (ms per epoch against runs) splits an epoch into a fixed
+    part, paid once per epoch whatever the runs (the compiled loop's steps and
+    their dispatch), and a part per run (each run's arithmetic); and for the
+    DECOMPOSED sizes, the share of an epoch with the lab's evaluation that the
+    evaluation takes (train_epochs, which trains then evaluates, against
+    train_epoch, which only trains)."""
+    runs = np.array(list(groups))
+    slope, intercept = np.polyfit(runs, np.array(list(groups.values())), 1)
+    parts = {"fixed_ms": float(intercept), "per_run_ms": float(slope), "at": {}}
+    for size in DECOMPOSED:
+        group, x, y = trained_group(experiment, size)
+        xt, yt = evaluation_batches(experiment, size, group)
+        epoch = functools.partial(group.train_epochs, tf.constant(1), tf.constant(1), tf.constant([True] * size))
+        epoch((x, y), (xt, yt))[0][0].numpy()  # compiles the epoch with its evaluation
+        total = statistics.median(_timed(epoch, (x, y), (xt, yt)) for _ in range(REPEATS))
+        training = groups[size]
+        parts["at"][size] = {
+            "epoch_with_evaluation_ms": total,
+            "evaluation_share": max(0.0, 1 - training / total),
+            "fixed_share": min(1.0, max(0.0, intercept / training)),
+            "per_run_share": min(1.0, max(0.0, slope * size / training)),
+        }
+    return parts
+
+
+def _timed(epoch, train, test) -> float:
+    """ms per epoch of `epoch(train, test)` over EPOCHS calls."""
+    started = time.perf_counter()
+    for _ in range(EPOCHS):
+        epoch(train, test)[0][0].numpy()
+    return (time.perf_counter() - started) * 1000 / EPOCHS
+
+
+def evaluation_batches(experiment: Experiment, runs: int, group: GroupedLoop) -> tuple[tf.Tensor, tf.Tensor]:
+    items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
+    return group.batches([dataset.x_test for dataset, _ in items], [dataset.y_test for dataset, _ in items])
 
 
 def ask_table(path: Path, rows: int = 2000) -> Path:
@@ -260,6 +318,20 @@ def main() -> None:
     print(f"floating point: {achieved:.2f} GFLOP/s at {best} runs; one large matmul {matmul:.1f}; nominal {shown}")
     memory = group_memory(100)
     print(f"100-run group: peak {memory['peak_mb']:.0f} MB ({memory['before_mb']:.0f} MB before the group)")
+    memory_1000 = group_memory(1000)
+    print(f"1000-run group: peak {memory_1000['peak_mb']:.0f} MB ({memory_1000['before_mb']:.0f} MB before the group)")
+    parts = decomposed(experiment, groups)
+    for size, shares in parts["at"].items():
+        print(
+            f"{size} runs: evaluation {shares['evaluation_share']:.0%} of an epoch with it; of training, fixed "
+            f"{shares['fixed_share']:.0%}, per run {shares['per_run_share']:.0%} (line: {parts['fixed_ms']:.2f} ms "
+            f"+ {parts['per_run_ms']:.4f} ms a run)"
+        )
+    achieved_1000 = flops * 1000 / (groups[1000] / 1000) / 1e9
+    print(f"1000 runs: {achieved_1000:.2f} GFLOP/s, {100 * achieved_1000 / matmul:.1f}% of the matrix product's rate")
+    sweep = cli_sweep(SWEEP_SEEDS)
+    print(f"{2 * SWEEP_SEEDS} runs from the shell: {sweep['seconds']:.1f} s, peak {sweep['peak_mb']:.0f} MB")
+    print(f"  phases: {sweep['phases']}")
     one, ten = time_cli_run(1), time_cli_run(10)
     print(f"stateful-lab run {CONFIG} --seeds 1:  {one:.1f} s")
     print(f"stateful-lab run {CONFIG} --seeds 10: {ten:.1f} s ({ten / one:.2f}x one seed)")
@@ -271,7 +343,8 @@ def main() -> None:
             plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten
         )
         + f"`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 runs), "
-        f"from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n",
+        f"from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n"
+        + scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep),
     )
 
 
@@ -317,6 +390,45 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
         f"`--seeds 10`: {ten:.1f} s ({ten / one:.2f}x one seed).",
         "",
         f"Machine: {cpu_model()} ({cpu_id()}), {os.cpu_count()} cores.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep) -> str:
+    """The bench's figures at scale: 1,000 runs in a group, where an epoch goes,
+    and a 10,000-run sweep from the shell."""
+    per_run = groups[1000] / 1000
+    lines = [
+        "",
+        "## At scale",
+        "",
+        f"A group of 1,000 runs: {groups[1000]:.2f} ms per epoch, {per_run:.4f} ms per run: "
+        f"**{tuned / per_run:.0f}x** below tuned Keras fit ({tuned:.1f} ms) in the same bench run; peak memory "
+        f"{memory_1000['peak_mb']:.0f} MB in a fresh process ({memory_1000['before_mb']:.0f} MB before the group). "
+        f"{achieved_1000:.2f} GFLOP/s: {100 * achieved_1000 / matmul:.1f}% of the measured matrix-product rate "
+        f"({matmul:.1f} GFLOP/s).",
+        "",
+        f"Where an epoch goes (measured: a least-squares line through the growth table, {parts['fixed_ms']:.2f} ms "
+        f"fixed per epoch + {parts['per_run_ms']:.4f} ms per run; the evaluation timed as the difference between "
+        "an epoch with the lab's evaluation and one without):",
+        "",
+        "| runs | epoch with evaluation, ms | evaluation | of training: fixed (loop steps, dispatch) | "
+        "of training: per-run arithmetic |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {size} | {shares['epoch_with_evaluation_ms']:.2f} | {shares['evaluation_share']:.0%} | "
+        f"{shares['fixed_share']:.0%} | {shares['per_run_share']:.0%} |"
+        for size, shares in parts["at"].items()
+    ]
+    phases = ", ".join(f"{name.replace('_', ' ')} {seconds:.1f} s" for name, seconds in sweep["phases"].items())
+    lines += [
+        "",
+        f"A sweep of {2 * SWEEP_SEEDS:,} runs from the shell (`stateful-lab run {CONFIG} --seeds {SWEEP_SEEDS}`, "
+        f"import and compilation included): **{sweep['seconds']:.1f} s**, peak memory {sweep['peak_mb']:.0f} MB; "
+        f"phases from its meta.json: {phases}; the rest (TensorFlow's import, writing the result files) "
+        f"{sweep['seconds'] - sum(sweep['phases'].values()):.1f} s.",
         "",
     ]
     return "\n".join(lines)

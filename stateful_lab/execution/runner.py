@@ -118,9 +118,13 @@ class Planned:
         progress.start(len(todo), {unit.key: unit.experiment.train.epochs for unit in todo})
         noted: set[str] = set()
         produced: dict[str, RunResult] = {}
+        training_started = time.perf_counter()
+        storing = 0.0
         try:
             for result in results(progress.begin, progress.epoch):
+                saving = time.perf_counter()
                 store.save(result)
+                storing += time.perf_counter() - saving
                 produced[result.key] = result
                 for note in result.notes:  # what was trimmed or left out, once per distinct note
                     if note not in noted:
@@ -132,6 +136,12 @@ class Planned:
         finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
             progress.close()
 
+        assembling = time.perf_counter()
+        phases = {
+            "planning": training_started - self.started,
+            "training": assembling - training_started - storing,
+            "storing_units": storing,
+        }
         # what this command produced, as stored; the rest as stored before (the same
         # run, maybe stored by another config in this folder: under this one's point)
         results = [produced.get(unit.key) or replace(store.load(unit.key), point=unit.point) for unit in units]
@@ -153,6 +163,8 @@ class Planned:
         forecasts = forecast_table(
             experiment.name, [(result, unit.experiment.data.forecast_set()) for unit, result in zip(units, results)]
         )
+        phases["assembling_tables"] = time.perf_counter() - assembling
+        meta["phases_seconds"] = {name: round(seconds, 3) for name, seconds in phases.items()}
         summary = write_results(
             out_dir,
             epochs,
