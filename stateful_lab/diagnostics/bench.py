@@ -342,8 +342,8 @@ def main() -> None:
         report(
             plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten
         )
-        + f"`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 runs), "
-        f"from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n"
+        + f"\n`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 "
+        f"runs), from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n"
         + scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep),
     )
 
