@@ -45,9 +45,10 @@ def test_a_second_process_loads_the_program_and_a_damaged_one_is_compiled_again(
     with open(entries[0], "r+b") as entry:  # damaged in place, size unchanged
         entry.seek(1000)
         entry.write(b"garbage")
+    damaged = entries[0].read_bytes()
     assert compile_once(tmp_path) == first
     (replaced,) = store.glob("*.pb")
-    assert replaced.stat().st_ino != inode  # deleted, compiled again, published anew
+    assert replaced.read_bytes() != damaged  # deleted, compiled again, published anew
     assert xla_cache._read_manifest(store)[replaced.name][1] == xla_cache._sha256(replaced)
     result = CliRunner().invoke(main, ["cache"])
     assert result.exit_code == 0 and "1 compiled programs" in result.output
@@ -90,3 +91,25 @@ def test_a_child_takes_a_folder_of_its_own_and_dead_processes_folders_go(tmp_pat
     xla_cache.publish(store, parent)
     xla_cache.publish(store, child)
     assert not parent.exists() and not child.exists()
+
+
+def test_a_full_store_drops_its_least_recently_used_programs(tmp_path, monkeypatch):
+    """Above MAX_BYTES, publishing drops the programs used longest ago: linking one
+    into a process's folder counts as a use."""
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(xla_cache, "MAX_BYTES", 25)
+    store = xla_cache.store_folder(tmp_path)
+    first = xla_cache._private_folder(store)
+    for index in range(3):
+        (first / f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb").write_bytes(b"x" * 10)
+        xla_cache.publish(store, first, keep=True)
+        os.utime(store / f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb", (index, index))  # used in this order
+    kept = sorted(path.name.split("__")[1] for path in store.glob("*.pb"))
+    assert kept == ["1", "2"]  # 30 bytes > 25: the oldest went
+    xla_cache.publish(store, first)
+    second = xla_cache._private_folder(store)  # links (uses) 1 and 2 now
+    os.utime(store / "xla_compile_cache__2__0__XLA_CPU_JIT.pb", (0, 0))  # 2 used long ago after all
+    (second / "xla_compile_cache__3__0__XLA_CPU_JIT.pb").write_bytes(b"x" * 10)
+    xla_cache.publish(store, second)
+    assert sorted(path.name.split("__")[1] for path in store.glob("*.pb")) == ["1", "3"]
+    assert set(xla_cache._read_manifest(store)) == {path.name for path in store.glob("*.pb")}

@@ -39,6 +39,9 @@ OWNED = "STATEFUL_LAB_XLA_PRIVATE"
 """Set beside the flag when the lab set it, so that a child process (which inherits
 both) knows the folder is its parent's and takes one of its own."""
 MANIFEST = "manifest.tsv"
+MAX_BYTES = 512 * 2**20
+"""A store above this size drops its least recently used programs when a process
+publishes (a program's store file is touched whenever a process links it)."""
 
 
 def root() -> Path | None:
@@ -123,6 +126,7 @@ def _private_folder(store: Path) -> Path:
     with _locked(store):
         for path in verified(store):
             os.link(path, private / path.name)
+            os.utime(path)  # used now: the last to be dropped when the store is full
     return private
 
 
@@ -157,13 +161,27 @@ def publish(store: Path, private: Path, keep: bool = False) -> None:
             os.replace(path, store / path.name)
             manifest[path.name] = record
             published.append(path.name)
-        if published:
-            _write_manifest(store, manifest)
         if keep:
             for name in published:
                 os.link(store / name, private / name)
+        if published:
+            _write_manifest(store, _within_bounds(store, manifest))
     if not keep:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _within_bounds(store: Path, manifest: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+    """The manifest after dropping the least recently used entries of a store over
+    MAX_BYTES (a process that linked one keeps its own link until it ends)."""
+    entries = sorted((path for path in store.glob("*.pb") if path.name in manifest), key=lambda p: p.stat().st_mtime)
+    size = sum(manifest[path.name][0] for path in entries)
+    for path in entries:
+        if size <= MAX_BYTES:
+            break
+        size -= manifest[path.name][0]
+        path.unlink(missing_ok=True)
+        manifest = {name: record for name, record in manifest.items() if name != path.name}
+    return manifest
 
 
 def clear(cache: Path | None = None) -> tuple[int, int]:
