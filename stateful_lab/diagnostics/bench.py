@@ -8,9 +8,12 @@ allows (XLA and every batch of an epoch in one call); the lab's single-run `loop
 trainer; and the lab's grouped runs (grouped.py), many runs in one program, per
 run. Each is warmed up first (tracing and XLA compilation happen once per shape
 and process, not per epoch), then timed over REPEATS trainings; figures are
-median ms of training per epoch. Then: the per-run cost as the group grows, the
-floating-point rate achieved against the machine's, a 100-run group's memory,
-and the whole `stateful-lab run` with 1 and 10 seeds, import and compile included.
+median ms of training per epoch. Then: the per-run cost as the group grows to
+1,000 runs, where an epoch goes (`decomposed`), the floating-point rate achieved
+against the machine's, 100- and 1,000-run groups' memory, and from the shell
+(`shell`): a 10,000-run sweep with its phases and memory, `stateful-lab run`
+with 1 and 10 seeds, and `ask` on a 2,000-row table. `bench_report` writes
+results/bench.md.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +33,8 @@ import tensorflow as tf
 
 from stateful_lab.atomic import write_atomic
 from stateful_lab.config.experiment import Experiment, load_experiment
-from stateful_lab.provenance import cpu_fields, cpu_id, cpu_model, peak_memory_mb
+from stateful_lab.diagnostics.shell import CONFIG, SWEEP_SEEDS, cli_sweep, time_ask, time_cli_run
+from stateful_lab.provenance import cpu_fields, peak_memory_mb
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import make_dataset
@@ -43,14 +46,11 @@ from stateful_lab.training.trainers import train_loop
 
 REPEATS = 3
 EPOCHS = 5
-CONFIG = Path("configs/first_timestep.yaml")
 GROUP = 20
 """Runs in the group whose per-run cost is set against tuned fit."""
 GROUP_SIZES = (1, 5, 20, 100, 1000)
 DECOMPOSED = (100, 1000)
 """Group sizes whose epoch the bench takes apart."""
-SWEEP_SEEDS = 5000
-"""`--seeds` of the sweep timed from the shell: 10,000 runs (two variants)."""
 FLOPS_PER_CYCLE = 32
 """Float32 operations per core and cycle with two 256-bit fused multiply-add
 pipes, 8 lanes each, 2 operations per multiply-add: AVX2 and FMA, and Zen 4's
@@ -194,30 +194,6 @@ def _memory_child(runs: int) -> None:
     print(json.dumps({"before_mb": before, "peak_mb": peak_memory_mb()}))
 
 
-def time_cli_run(seeds: int) -> float:
-    return cli_sweep(seeds)["seconds"]
-
-
-def cli_sweep(seeds: int) -> dict:
-    """`stateful-lab run` of the bench config from the shell (a fresh process):
-    its wall seconds, the phases its meta.json records, and its peak memory (the
-    largest resident set of a child process, MB: the run's own process, as
-    nothing else ran as a child before it)."""
-    with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "stateful_lab", "run", str(CONFIG), "--seeds", str(seeds), "--out", out, "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        if status != 0:
-            raise RuntimeError(f"the sweep failed: {child.stderr.read().decode()[-500:]}")
-        phases = json.loads((Path(out) / "meta.json").read_text()).get("phases_seconds", {})
-    return {"seconds": seconds, "phases": phases, "peak_mb": usage.ru_maxrss / 1024}
-
-
 def decomposed(experiment: Experiment, groups: dict[int, float]) -> dict:
     """Where a group's epoch goes, from measurements: a least-squares line through
     the growth table (ms per epoch against runs) splits an epoch into a fixed
@@ -258,42 +234,13 @@ def evaluation_batches(experiment: Experiment, runs: int, group: GroupedLoop) ->
     return group.batches([dataset.x_test for dataset, _ in items], [dataset.y_test for dataset, _ in items])
 
 
-def ask_table(path: Path, rows: int = 2000) -> Path:
-    """A 2,000-row table of three numeric columns for timing `ask`: an AR(1) input
-    a, a white-noise input b, and a target y driven by its own past and both
-    inputs' previous rows."""
-    rng = np.random.default_rng(0)
-    a, b, y = np.zeros(rows), rng.normal(size=rows), np.zeros(rows)
-    for t in range(1, rows):
-        a[t] = 0.8 * a[t - 1] + rng.normal()
-        y[t] = 0.6 * y[t - 1] + 0.3 * a[t - 1] + 0.2 * b[t - 1] + 0.3 * rng.normal()
-    lines = ["a,b,y", *(f"{a[t]:.4f},{b[t]:.4f},{y[t]:.4f}" for t in range(rows))]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def time_ask() -> tuple[float, str]:
-    """`stateful-lab ask` on `ask_table` with default settings, from the shell (a
-    fresh process: TensorFlow's import and compilation included): seconds, and
-    the answer."""
-    with tempfile.TemporaryDirectory() as scratch:
-        table = ask_table(Path(scratch) / "table.csv")
-        started = time.perf_counter()
-        completed = subprocess.run(
-            [sys.executable, "-m", "stateful_lab", "ask", str(table), "--target", "y", "--out", f"{scratch}/out"]
-            + ["--format", "json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return time.perf_counter() - started, json.loads(completed.stdout)["recommendation"]
-
-
 def bench_experiment() -> Experiment:
     return load_experiment(CONFIG, ["train.trainer=loop", "variants=[stateful]", f"train.epochs={EPOCHS}"])
 
 
 def main() -> None:
+    from stateful_lab.diagnostics.bench_report import report, scale_report
+
     experiment = bench_experiment()
     dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
     # Keras' fit turns XLA off while TensorFlow's op determinism is on, which the lab's
@@ -345,114 +292,6 @@ def main() -> None:
         + f"\n`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 "
         f"runs), from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n"
         + scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep),
-    )
-
-
-def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten):
-    per_run = groups[GROUP] / GROUP
-    lines = [
-        "# Benchmark: Keras fit, plain and tuned, against the lab's single and grouped runs",
-        "",
-        "The blog's stateful first_timestep setup: 1024 samples, batch 4, 5 steps, 3 units, "
-        f"{EPOCHS} epochs. Median ms of training per epoch over {REPEATS} trainings after a warm-up, "
-        "all in one process (`make bench`).",
-        "",
-        "| measurement | ms per epoch | per run | tuned fit / this |",
-        "|---|---|---|---|",
-        f"| plain Keras: reset + fit(epochs=1, shuffle=False) per epoch | {plain:.1f} | {plain:.1f} | "
-        f"{tuned / plain:.2f}x |",
-        "| Keras tuned: jit_compile=True, steps_per_execution=256 (every batch of an epoch in one call) | "
-        f"{tuned:.1f} | {tuned:.1f} | 1x |",
-        f"| lab `loop` trainer, one run per program | {loop:.2f} | {loop:.2f} | {tuned / loop:.1f}x |",
-        f"| lab grouped runs, {GROUP} in one program | {groups[GROUP]:.2f} | {per_run:.3f} | "
-        f"**{tuned / per_run:.0f}x** |",
-        "",
-        f"Grouped, per run: {plain / per_run:.0f}x the plain fit loop. The lab's single-run loop with its "
-        f"per-epoch test evaluation: {loop_with_evaluation:.2f} ms/epoch.",
-        "",
-        "Per-run cost as the group grows:",
-        "",
-        "| runs in the group | ms per epoch (whole group) | ms per run | tuned fit / this |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {runs} | {ms:.2f} | {ms / runs:.3f} | {tuned * runs / ms:.0f}x |" for runs, ms in groups.items()]
-    lines += [
-        "",
-        f"Floating-point work: {flops / 1e6:.2f} million operations per run and epoch (the matrix products, "
-        f"forward and backward; a floor). At {best} runs the group does {achieved:.2f} GFLOP/s: "
-        f"{100 * achieved / matmul:.1f}% of what one large float32 matrix product reaches on these cores "
-        f"({matmul:.1f} GFLOP/s, measured)" + _against_nominal(achieved, matmul, nominal),
-        "",
-        f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
-        f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
-        "",
-        f"`stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included): {one:.1f} s; "
-        f"`--seeds 10`: {ten:.1f} s ({ten / one:.2f}x one seed).",
-        "",
-        f"Machine: {cpu_model()} ({cpu_id()}), {os.cpu_count()} cores.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep) -> str:
-    """The bench's figures at scale: 1,000 runs in a group, where an epoch goes,
-    and a 10,000-run sweep from the shell."""
-    per_run = groups[1000] / 1000
-    lines = [
-        "",
-        "## At scale",
-        "",
-        f"A group of 1,000 runs: {groups[1000]:.2f} ms per epoch, {per_run:.4f} ms per run: "
-        f"**{tuned / per_run:.0f}x** below tuned Keras fit ({tuned:.1f} ms) in the same bench run; peak memory "
-        f"{memory_1000['peak_mb']:.0f} MB in a fresh process ({memory_1000['before_mb']:.0f} MB before the group). "
-        f"{achieved_1000:.2f} GFLOP/s: {100 * achieved_1000 / matmul:.1f}% of the measured matrix-product rate "
-        f"({matmul:.1f} GFLOP/s).",
-        "",
-        f"Where an epoch goes (measured: a least-squares line through the growth table, {parts['fixed_ms']:.2f} ms "
-        f"fixed per epoch + {parts['per_run_ms']:.4f} ms per run; the evaluation timed as the difference between "
-        "an epoch with the lab's evaluation and one without):",
-        "",
-        "| runs | epoch with evaluation, ms | evaluation | of training: fixed (loop steps, dispatch) | "
-        "of training: per-run arithmetic |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {size} | {shares['epoch_with_evaluation_ms']:.2f} | {shares['evaluation_share']:.0%} | "
-        f"{shares['fixed_share']:.0%} | {shares['per_run_share']:.0%} |"
-        for size, shares in parts["at"].items()
-    ]
-    phases = ", ".join(f"{name.replace('_', ' ')} {seconds:.1f} s" for name, seconds in sweep["phases"].items())
-    lines += [
-        "",
-        f"A sweep of {2 * SWEEP_SEEDS:,} runs from the shell (`stateful-lab run {CONFIG} --seeds {SWEEP_SEEDS}`, "
-        f"import and compilation included): **{sweep['seconds']:.1f} s**, peak memory {sweep['peak_mb']:.0f} MB; "
-        f"phases from its meta.json: {phases}; the rest (TensorFlow's import, writing the result files) "
-        f"{sweep['seconds'] - sum(sweep['phases'].values()):.1f} s.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _against_nominal(achieved: float, matmul: float, nominal: tuple[float, int] | None) -> str:
-    """The end of the floating-point sentence: the share of the nominal peak, or,
-    where the measured product beats that peak, why it is no ceiling (a virtual
-    machine's /proc/cpuinfo gives its base clock; its cores may run faster)."""
-    if not nominal:
-        return "."
-    peak, per_cycle = nominal
-    cores = os.cpu_count() or 1
-    mhz = peak * 1e3 / (cores * per_cycle)
-    if matmul <= peak:
-        return (
-            f" and {100 * achieved / peak:.2f}% of their nominal peak ({peak:.0f} GFLOP/s: "
-            f"{cores} cores x {mhz:.0f} MHz x {per_cycle} float32 operations per cycle)."
-        )
-    return (
-        f". Their nominal peak at the clock /proc/cpuinfo gives ({cores} cores x {mhz:.0f} MHz x {per_cycle} "
-        f"float32 operations per cycle = {peak:.0f} GFLOP/s) is below the measured product, so the cores ran "
-        f"faster than that clock (at least {matmul * 1e3 / (cores * per_cycle):.0f} MHz); the measured "
-        "product is the ceiling here."
     )
 
 
