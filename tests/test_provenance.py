@@ -50,7 +50,7 @@ def test_meta_json_host_names_this_machines_cpu():
 
 
 def test_a_measured_rate_above_the_nominal_peak_is_reported_as_a_faster_clock_not_as_over_100_percent():
-    from stateful_lab.diagnostics.bench import _against_nominal
+    from stateful_lab.diagnostics.bench_report import _against_nominal
 
     cores = os.cpu_count()
     peak = cores * 2596e6 * 32 / 1e9
