@@ -20,7 +20,7 @@ import html
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -207,12 +207,10 @@ def ask(
         made = design(question)  # every check, before anything is written
         folder = Path(out) if out is not None else Path("results") / made.config["name"]
         folder.mkdir(parents=True, exist_ok=True)
-        if frame is not None:
-            shutil.copyfile(csv, folder / "data.csv")
-            question = Question(
-                (folder / "data.csv").absolute(), target, question.inputs, entity, order, horizon, kind, seeds
-            )
-            made = design(question)
+        if frame is not None:  # the config reads the copy kept beside it, not the scratch file
+            question = replace(question, csv=(folder / "data.csv").absolute())
+            shutil.copyfile(csv, question.csv)
+            made.config["data"]["csv"] = str(question.csv)
     config = folder / "config.yaml"
     write_atomic(config, made.yaml_text(_header(question, config, folder)))
     experiment = load_experiment(config)

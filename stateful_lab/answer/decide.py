@@ -97,7 +97,6 @@ def decide(made: Design, verdicts: list[Verdict], table: pd.DataFrame) -> Decisi
     no = {claim for claim, value in outcome.items() if value == "no"}
     winners = [model for model in MODELS if f"{model}_beats_baseline" in yes]
     figures = table.set_index("claim")
-    figures.attrs["higher_is_better"] = made.higher_is_better
     baseline = f"{made.baseline} at window {made.baseline_window}"
     size = f"{made.min_difference:g}"
     if not winners and all(f"{model}_beats_baseline" in no for model in MODELS):
@@ -118,9 +117,9 @@ def decide(made: Design, verdicts: list[Verdict], table: pd.DataFrame) -> Decisi
         return Decision(
             "stateful",
             f"the stateful model reading {_rows(window)} at a time beats the stateless one at {_rows(made.window)} by "
-            f"{_gain(figures, f'{model}_beats_stateless')}, the stateless one at {_rows(made.longer)} by "
-            f"{_gain(figures, f'{model}_beats_longer_window')}, and the best baseline ({baseline}) by "
-            f"{_gain(figures, f'{model}_beats_baseline')}: the state carries what no window tried here holds.",
+            f"{_gain(made, figures, f'{model}_beats_stateless')}, the stateless one at {_rows(made.longer)} by "
+            f"{_gain(made, figures, f'{model}_beats_longer_window')}, and the best baseline ({baseline}) by "
+            f"{_gain(made, figures, f'{model}_beats_baseline')}: the state carries what no window tried here holds.",
         )
     beaten = [f"{model}_beats_longer_window" for model in STATEFUL]
     if "longer_window" in winners and "longer_window_beats_stateless" in yes and not yes & set(beaten):
@@ -128,9 +127,9 @@ def decide(made: Design, verdicts: list[Verdict], table: pd.DataFrame) -> Decisi
         return Decision(
             "stateless_longer_window",
             f"a stateless model reading {_rows(made.longer)} beats the one reading {_rows(made.window)} by "
-            f"{_gain(figures, 'longer_window_beats_stateless')} and the best baseline ({baseline}) by "
-            f"{_gain(figures, 'longer_window_beats_baseline')}, and a stateful model {shown}: the gain comes from "
-            "seeing further back, not from the state, and a stateless model is the simpler one to deploy.",
+            f"{_gain(made, figures, 'longer_window_beats_stateless')} and the best baseline ({baseline}) by "
+            f"{_gain(made, figures, 'longer_window_beats_baseline')}, and a stateful model {shown}: the gain comes "
+            "from seeing further back, not from the state, and a stateless model is the simpler one to deploy.",
         )
     if (
         "stateless" in winners
@@ -145,7 +144,7 @@ def decide(made: Design, verdicts: list[Verdict], table: pd.DataFrame) -> Decisi
         return Decision(
             "stateless",
             f"the stateless model beats the best baseline ({baseline}) by "
-            f"{_gain(figures, 'stateless_beats_baseline')}; "
+            f"{_gain(made, figures, 'stateless_beats_baseline')}; "
             f"a stateful model brings nothing that matters (more than {size}) over it, {longer}.",
         )
     open_rows = figures[figures["verdict"] == "inconclusive"]
@@ -163,10 +162,10 @@ def _rows(count: int) -> str:
     return f"{count} row" + ("s" if count != 1 else "")
 
 
-def _gain(figures: pd.DataFrame, claim: str) -> str:
+def _gain(made: Design, figures: pd.DataFrame, claim: str) -> str:
     """A claim's difference as a gain (positive when the first side is better), with its interval."""
     row = figures.loc[claim]
-    sign = 1 if figures.attrs["higher_is_better"] else -1  # as _sign
+    sign = _sign(made)
     low, high = sorted((sign * row["ci_low"], sign * row["ci_high"]))
     return f"{sign * row['difference']:.3g} [{low:.3g}, {high:.3g}]"
 

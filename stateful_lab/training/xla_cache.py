@@ -35,6 +35,7 @@ import shutil
 from pathlib import Path
 
 FLAG = "--tf_xla_persistent_cache_directory"
+DEVICES = "--tf_xla_persistent_cache_device_types"
 OWNED = "STATEFUL_LAB_XLA_PRIVATE"
 """Set beside the flag when the lab set it, so that a child process (which inherits
 both) knows the folder is its parent's and takes one of its own."""
@@ -92,9 +93,9 @@ def setup() -> Path | None:
         private = _private_folder(store)
     except OSError:  # a read-only home, say: compile as without a cache
         return None
-    ours = f"{FLAG}={private} --tf_xla_persistent_cache_device_types=CPU"
+    ours = f"{FLAG}={private} {DEVICES}=CPU"
     if inherited:
-        flags = " ".join(part for part in flags.split() if not part.startswith((FLAG, "--tf_xla_persistent_cache_d")))
+        flags = " ".join(part for part in flags.split() if not part.startswith((FLAG, DEVICES)))
     os.environ["TF_XLA_FLAGS"] = f"{flags} {ours}".strip()
     os.environ[OWNED] = str(private)
     _current[:] = [store, private]
