@@ -8,7 +8,7 @@ from stateful_lab.config.experiment import load_experiment
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.training.models import build_model
-from stateful_lab.training.trainers import TRAINERS, CompiledLoop
+from stateful_lab.training.trainers import TRAINERS, CompiledLoop, KerasTwin
 
 from .conftest import CONFIGS, smoke_experiment
 
@@ -90,6 +90,35 @@ def test_loop_restarts_the_optimizer_for_every_seed(first_timestep):
     first = train("loop", "stateful", experiment, dataset)
     again = train("loop", "stateful", experiment, dataset)
     for a, b in zip(first[0], again[0]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("trainer", ["fit", "train_on_batch"])
+def test_keras_trainers_reuse_one_model_per_shape_and_equal_a_fresh_one(trainer):
+    """fit and train_on_batch train a kept twin of the shape (KerasTwin), so Keras
+    traces once per shape: a seed trained after another seed, on the kept twin,
+    must give the numbers it gives on a twin built for it, bit for bit (weights,
+    Adam's step and moments and the state all start afresh)."""
+    experiment = smoke_experiment("first_timestep", "train.epochs=2")
+    batch = experiment.train.batch_size
+
+    def run(seed):
+        dataset = make_dataset(experiment.data, batch, seed)
+        seed_everything(seed)
+        model = build_model(experiment, "stateful", batch, seed=seed)
+        epochs = [(e.train_loss, e.test_loss) for e in TRAINERS[trainer](model, experiment, dataset, "stateful")]
+        return model.get_weights(), epochs
+
+    KerasTwin._cache.clear()
+    fresh = run(1)
+    twin = KerasTwin.for_run(experiment, "stateful")
+    function = twin.model.train_function
+    other = run(0)
+    again = run(1)
+    assert KerasTwin.for_run(experiment, "stateful") is twin  # one model for the three runs
+    assert function is not None and twin.model.train_function is function  # Keras made its function once
+    assert again[1] == fresh[1] != other[1]
+    for a, b in zip(again[0], fresh[0], strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -20,7 +20,7 @@ from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.tasks.batching import continuous_lanes, lane_source_positions
 from stateful_lab.training.models import CELLS, build_model, get_states, recurrent_layer, reset_states
-from stateful_lab.training.trainers import train_fit
+from stateful_lab.training.trainers import KerasTwin, train_fit
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 3, 4, 2, 5
 CLOSE = 1e-5  # outputs that must be equal agree within float32 round-off
@@ -194,14 +194,18 @@ def _fit_epochs_with_raw_evaluation(model, experiment, dataset) -> None:
 
 
 def _fit_epochs(model, experiment, dataset, raw_evaluate: bool = False) -> None:
-    """Reset per policy and fit, epoch by epoch, with no lab code; optionally a
-    bare Keras evaluate between epochs, as a user would naively write it."""
+    """Reset per policy and fit, epoch by epoch, with none of the lab's protocol;
+    optionally a bare Keras evaluate between epochs, as a user would naively write
+    it. Trains the shape's kept model started from `model` (`KerasTwin`, equal to a
+    fresh model bit for bit), so that Keras traces once per shape, not per call."""
+    twin = KerasTwin.for_run(experiment, "stateful").start(model)
     for epoch in range(experiment.train.epochs):
         if experiment.train.reset == "epoch" or epoch == 0:
-            reset_states(model)
-        model.fit(dataset.x_train, dataset.y_train, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+            reset_states(twin)
+        twin.fit(dataset.x_train, dataset.y_train, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
         if raw_evaluate:
-            model.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
+            twin.evaluate(dataset.x_test, dataset.y_test, batch_size=BATCH, verbose=0)
+    model.set_weights(twin.get_weights())
 
 
 def _trained_weights(experiment, dataset, train: Callable[..., object]) -> list[np.ndarray]:

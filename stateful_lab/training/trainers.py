@@ -10,6 +10,7 @@ same numbers for the same seed (tests/test_trainers.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -21,58 +22,103 @@ from stateful_lab.config.experiment import Experiment
 from stateful_lab.runs.records import EpochResult
 from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
+from stateful_lab.training.cache import recently_used
 from stateful_lab.training.compiled import CompiledLoop
 from stateful_lab.training.models import build_model, reset_states, state_variables
+
+
+class KerasTwin:
+    """A compiled Keras model of one shape, kept in this process across seeds, so
+    that Keras traces fit's, evaluate's and train_on_batch's functions once per
+    shape instead of once per run (about 1.4 s a run at the blog's sizes). A run
+    starts it like a freshly built model (`start`): its weights, zero optimizer
+    slots and step, a zero state; the same numbers as a fresh model, bit for bit
+    (tests/test_trainers.py). Keras still traces again for a new input shape."""
+
+    _cache: dict[str, KerasTwin] = {}
+    CACHED = 16
+    """Twins kept at once, least recently used dropped first."""
+
+    @classmethod
+    def for_run(cls, experiment: Experiment, variant: str) -> KerasTwin:
+        """The twin for a run: every setting but the task's data values (as
+        `CompiledLoop.for_run`), so runs differing in seed share it."""
+        key = json.dumps([experiment.graph_settings(), variant], sort_keys=True)
+        return recently_used(cls._cache, key, lambda: cls(experiment, variant), cls.CACHED)
+
+    def __init__(self, experiment: Experiment, variant: str):
+        self.model = build_model(experiment, variant, experiment.train.batch_size, seed=0)  # weights: per run
+        self.model.optimizer.build(self.model.trainable_variables)
+        self.fresh_optimizer = [variable.numpy() for variable in self.model.optimizer.variables]
+
+    def start(self, model: keras.Model) -> keras.Model:
+        """The twin, started like `model` freshly built: its weights, a fresh
+        optimizer, a zero state."""
+        self.model.set_weights(model.get_weights())
+        for variable, value in zip(self.model.optimizer.variables, self.fresh_optimizer, strict=True):
+            variable.assign(value)
+        reset_states(self.model)
+        return self.model
 
 
 def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
     """model.fit(epochs=1, shuffle=...) once per epoch, as the blog and the
     gradient-flow article do; never validation_data, whose evaluation would run
-    through the stateful layers mid-training."""
+    through the stateful layers mid-training. Trains the shape's `KerasTwin`,
+    started from `model`'s weights, and leaves the trained weights in `model`."""
     train = experiment.train
-    callbacks = _reset_callbacks(model, experiment.batches_between_resets, dataset.lane_starts_train)
+    twin = KerasTwin.for_run(experiment, variant).start(model)
+    callbacks = _reset_callbacks(twin, experiment.batches_between_resets, dataset.lane_starts_train)
     forecaster = EagerForecaster(experiment, variant, dataset)
-    for epoch in range(train.epochs):
-        if protocol.resets_at_start(epoch, train.reset):
-            reset_states(model)
-        started = time.perf_counter()
-        history = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            batch_size=train.batch_size,
-            epochs=1,
-            shuffle=train.shuffle,
-            verbose=0,
-            callbacks=callbacks,
-        ).history
-        seconds = time.perf_counter() - started
-        figures = (history["loss"][0], history.get("accuracy", [np.nan])[0], *evaluate(model, dataset, experiment))
-        yield protocol.epoch_result(epoch, figures, seconds, experiment.classification, forecaster(model))
+    try:
+        for epoch in range(train.epochs):
+            if protocol.resets_at_start(epoch, train.reset):
+                reset_states(twin)
+            started = time.perf_counter()
+            history = twin.fit(
+                dataset.x_train,
+                dataset.y_train,
+                batch_size=train.batch_size,
+                epochs=1,
+                shuffle=train.shuffle,
+                verbose=0,
+                callbacks=callbacks,
+            ).history
+            seconds = time.perf_counter() - started
+            figures = (history["loss"][0], history.get("accuracy", [np.nan])[0], *evaluate(twin, dataset, experiment))
+            yield protocol.epoch_result(epoch, figures, seconds, experiment.classification, forecaster(twin))
+    finally:
+        model.set_weights(twin.get_weights())
 
 
 def train_on_batch(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
     """One train_on_batch call per batch, in order. Keras 3's train_on_batch
     returns the batch's own figures, so the epoch's running mean is kept here
-    (batches are equal in size, so it equals fit's sample-weighted mean)."""
+    (batches are equal in size, so it equals fit's sample-weighted mean). Trains
+    the shape's `KerasTwin`, as `train_fit` does."""
     train = experiment.train
     every = experiment.batches_between_resets
+    twin = KerasTwin.for_run(experiment, variant).start(model)
     forecaster = EagerForecaster(experiment, variant, dataset)
-    for epoch in range(train.epochs):
-        if protocol.resets_at_start(epoch, train.reset):
-            reset_states(model)
-        order = _epoch_order(len(dataset.x_train), train.batch_size, train.shuffle, (dataset.seed, epoch))
-        started = time.perf_counter()
-        logs = []
-        for index, rows in enumerate(order):
-            if protocol.reset_before(index, every):
-                reset_states(model)
-            if dataset.lane_starts_train is not None:
-                protocol.zero_lanes(state_variables(model), dataset.lane_starts_train[index])
-            logs.append(model.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True))
-        seconds = time.perf_counter() - started
-        train_figures = [np.mean([log.get(name, np.nan) for log in logs]) for name in ("loss", "accuracy")]
-        figures = (*train_figures, *evaluate(model, dataset, experiment))
-        yield protocol.epoch_result(epoch, figures, seconds, experiment.classification, forecaster(model))
+    try:
+        for epoch in range(train.epochs):
+            if protocol.resets_at_start(epoch, train.reset):
+                reset_states(twin)
+            order = _epoch_order(len(dataset.x_train), train.batch_size, train.shuffle, (dataset.seed, epoch))
+            started = time.perf_counter()
+            logs = []
+            for index, rows in enumerate(order):
+                if protocol.reset_before(index, every):
+                    reset_states(twin)
+                if dataset.lane_starts_train is not None:
+                    protocol.zero_lanes(state_variables(twin), dataset.lane_starts_train[index])
+                logs.append(twin.train_on_batch(dataset.x_train[rows], dataset.y_train[rows], return_dict=True))
+            seconds = time.perf_counter() - started
+            train_figures = [np.mean([log.get(name, np.nan) for log in logs]) for name in ("loss", "accuracy")]
+            figures = (*train_figures, *evaluate(twin, dataset, experiment))
+            yield protocol.epoch_result(epoch, figures, seconds, experiment.classification, forecaster(twin))
+    finally:
+        model.set_weights(twin.get_weights())
 
 
 def _epoch_order(samples: int, batch: int, shuffle: bool, seed: tuple[int, int]) -> list[np.ndarray]:
@@ -130,9 +176,16 @@ class EagerForecaster:
     train_on_batch trainers), through a batch-1 twin that takes the model's
     weights (`protocol.walk_forward`). Gives {} for tasks that do not forecast."""
 
+    _twins: dict[str, keras.Model] = {}
+    """The batch-1 twins, one per shape, kept as `KerasTwin`'s are."""
+
     def __init__(self, experiment: Experiment, variant: str, dataset: Dataset):
         self.forecast = dataset.forecast
-        self.twin = build_model(experiment, variant, 1, seed=0) if self.forecast is not None else None
+        self.twin = None
+        if self.forecast is not None:
+            key = json.dumps([experiment.graph_settings(), variant], sort_keys=True)
+            build = lambda: build_model(experiment, variant, 1, seed=0)  # noqa: E731
+            self.twin = recently_used(self._twins, key, build, KerasTwin.CACHED)
         self.inputs = forecast_tensors(self.forecast)
 
     def __call__(self, model: keras.Model) -> dict:
