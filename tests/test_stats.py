@@ -2,6 +2,7 @@
 bootstrap intervals, and Holm's adjustment."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -92,3 +93,19 @@ def test_band_covers_each_row_and_is_seeded():
     assert band.shape == (50, 2)
     assert np.all(band[:, 0] < matrix.mean(axis=1)) and np.all(matrix.mean(axis=1) < band[:, 1])
     assert np.array_equal(band, stats.band(matrix))
+
+
+def test_band_equals_nanpercentile_of_the_same_resamples_with_and_without_gaps():
+    """The band takes np.percentile for rows without NaN and nanpercentile for the
+    rest: both must give what nanpercentile gives on every row (the reference)."""
+    matrix = np.random.default_rng(2).normal(0, 1, (40, 12))
+    matrix[30:, 5] = np.nan  # a seed that stopped early: its later epochs are missing
+    matrix[38:] = np.nan  # epochs no seed reached
+    picks = stats._generator().integers(0, 12, size=(1999, 12))
+    means = matrix[:, picks].mean(axis=2)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = np.nanpercentile(means, [2.5, 97.5], axis=1).T
+    band = stats.band(matrix)
+    np.testing.assert_allclose(band, reference, rtol=1e-12, atol=1e-14)  # the two interpolate in another order
+    assert np.isfinite(band[:30]).all() and np.isfinite(band[30:38]).all() and np.isnan(band[38:]).all()
