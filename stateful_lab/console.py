@@ -20,10 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 
-# An absl/glog line: severity letter, MMDD, time, thread id, file:line].
+# An absl/glog line: severity letter, MMDD, time, thread id, file:line]; or the
+# Python logger's warning that a function was traced again, which the lab does
+# by design, once per shape (a compiled group, Keras' predict for each model).
 TENSORFLOW_LINE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\])"
+    rb"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\]"
+    rb"|WARNING:tensorflow:.* triggered tf\.function retracing\.)"
 )
 
 

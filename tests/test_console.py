@@ -17,6 +17,8 @@ TENSORFLOW_LINES = [
     b"I0000 00:00:1795510633.971164    8364 cudart_stub.cc:31] Could not find cuda drivers on your machine.",
     b"E0000 00:00:1795510636.488599    8364 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
     b"W1124 08:12:01.123456   12 device_compiler.h:208] Compiled cluster using XLA!",
+    b"WARNING:tensorflow:5 out of the last 11 calls to <function one_step_on_data at 0x7f> triggered tf.function "
+    b"retracing. Tracing is expensive and the excessive number of tracings could be due to (1) ...",
 ]
 
 
@@ -30,6 +32,7 @@ def test_only_tensorflow_log_lines_are_dropped():
         b"Error: configs/x.yaml is not a valid config:",
         b"warning: dropped 2 train samples",
         b"I0000 is not a log line without its file:line]",
+        b"WARNING:tensorflow:any other warning of TensorFlow's passes",
     ]
     os.write(write_end, b"\n".join([TENSORFLOW_LINES[0], ours[0], *TENSORFLOW_LINES[1:], *ours[1:]]) + b"\nlast")
     os.close(write_end)
