@@ -30,8 +30,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q -n 2
 
-# Configs that measure time or memory run last and alone, one run at a time, so
-# that nothing else competes for the cores while they are timed.
+# Configs that measure time run last and alone, one run at a time, so that nothing
+# else competes for the cores while they are timed. memory.yaml measures peak memory,
+# each run in a fresh process of its own, which a neighbour does not disturb: it
+# runs with the untimed ones.
 TIMED := configs/batch_time.yaml configs/cost.yaml configs/training_time.yaml
 UNTIMED := $(filter-out $(TIMED),$(CONFIGS))
 

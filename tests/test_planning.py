@@ -40,7 +40,7 @@ def test_runs_are_grouped_by_program_settings_and_time_claims_stay_alone():
     assert sorted(len(item) for item in plan(plan_units(wide))) == [2, 4]
     timed = smoke_experiment("training_time")
     assert all(len(item) == 1 for item in plan(plan_units(timed)))
-    isolated = smoke_experiment("cost")
+    isolated = smoke_experiment("memory")
     assert all(len(item) == 1 for item in plan(plan_units(isolated)))
 
 

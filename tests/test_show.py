@@ -61,7 +61,7 @@ def test_where_filters_by_typed_values_and_sort_orders():
 
 
 def test_other_metrics_are_computed_from_the_runs():
-    result = show(RESULTS / "cost", "--metric", "peak_memory_mb", "--metric", "epoch_seconds", "--format", "md")
+    result = show(RESULTS / "memory", "--metric", "peak_memory_mb", "--metric", "epoch_seconds", "--format", "md")
     assert result.exit_code == 0, result.output
     assert "| config | point | variant | finished | diverged | failed | peak_memory_mb [95% CI] |" in result.output
     assert "n/a" not in result.output
