@@ -18,17 +18,21 @@ def run_item(units: list[Unit], threads: int | None = None) -> list[RunResult]:
     """A work item's results: an isolated run in its own process, anything else
     here (training.engine.train)."""
     if len(units) == 1 and units[0].experiment.train.isolate:
-        return [run_isolated(units[0], threads)]
+        return [run_isolated(units[0])]
     from stateful_lab.training.engine import train  # TensorFlow: not in the parent of an isolated run
 
     return train(units, threads)
 
 
-def run_isolated(unit: Unit, threads: int | None) -> RunResult:
-    """The unit in a child process (`python -m stateful_lab.execution.dispatch`)."""
+def run_isolated(unit: Unit) -> RunResult:
+    """The unit in a child process (`python -m stateful_lab.execution.dispatch`).
+    The child's thread pools keep TensorFlow's default size whatever size a pool's
+    worker gives its own: a pool's threads are part of a process's peak memory (a
+    fit run's peak was 702 MB with one thread a pool, 741 MB with the default),
+    so an isolated run measures the same memory beside a neighbour or alone."""
     child = subprocess.run(
         [sys.executable, "-m", "stateful_lab.execution.dispatch"],
-        input=pickle.dumps((unit, threads)),
+        input=pickle.dumps(unit),
         capture_output=True,
     )
     if child.returncode == 0:
@@ -40,4 +44,4 @@ def run_isolated(unit: Unit, threads: int | None) -> RunResult:
 if __name__ == "__main__":  # the child of run_isolated: one unit in, its result out
     from stateful_lab.training.engine import train_unit
 
-    sys.stdout.buffer.write(pickle.dumps(train_unit(*pickle.loads(sys.stdin.buffer.read()))))
+    sys.stdout.buffer.write(pickle.dumps(train_unit(pickle.loads(sys.stdin.buffer.read()))))
