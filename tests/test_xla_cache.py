@@ -99,17 +99,56 @@ def test_a_full_store_drops_its_least_recently_used_programs(tmp_path, monkeypat
     monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(xla_cache, "MAX_BYTES", 25)
     store = xla_cache.store_folder(tmp_path)
+
+    def used(index, when):  # the manifest says program `index` was last used at `when`
+        manifest = xla_cache._read_manifest(store)
+        name = f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb"
+        xla_cache._write_manifest(store, manifest | {name: manifest[name]._replace(used_ns=when)})
+
     first = xla_cache._private_folder(store)
     for index in range(3):
         (first / f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb").write_bytes(b"x" * 10)
         xla_cache.publish(store, first, keep=True)
-        os.utime(store / f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb", (index, index))  # used in this order
+        if index < 2:
+            used(index, index)  # used in this order, long ago
     kept = sorted(path.name.split("__")[1] for path in store.glob("*.pb"))
     assert kept == ["1", "2"]  # 30 bytes > 25: the oldest went
     xla_cache.publish(store, first)
     second = xla_cache._private_folder(store)  # links (uses) 1 and 2 now
-    os.utime(store / "xla_compile_cache__2__0__XLA_CPU_JIT.pb", (0, 0))  # 2 used long ago after all
+    used(2, 0)  # 2 used long ago after all
     (second / "xla_compile_cache__3__0__XLA_CPU_JIT.pb").write_bytes(b"x" * 10)
     xla_cache.publish(store, second)
     assert sorted(path.name.split("__")[1] for path in store.glob("*.pb")) == ["1", "3"]
     assert set(xla_cache._read_manifest(store)) == {path.name for path in store.glob("*.pb")}
+
+
+def test_an_entry_is_hashed_again_only_when_its_size_or_time_changed(tmp_path, monkeypatch):
+    """A process trusts an entry whose size and modification time are the
+    manifest's (hashing a full store took 0.5 s a process); a changed time makes
+    it hash the entry: the same bytes are kept (and the new time recorded), other
+    bytes deleted. An older manifest's line (no time) is hashed; a line of no
+    known form is not trusted at all."""
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    store = xla_cache.store_folder(tmp_path)
+    first = xla_cache._private_folder(store)
+    names = [f"xla_compile_cache__{index}__0__XLA_CPU_JIT.pb" for index in range(3)]
+    for name in names:
+        (first / name).write_bytes(b"program " + name.encode())
+    xla_cache.publish(store, first)
+    hashed = []
+    real = xla_cache._sha256
+    monkeypatch.setattr(xla_cache, "_sha256", lambda path: hashed.append(path.name) or real(path))
+    assert set(xla_cache.verified(store)) == set(names) and hashed == []  # nothing changed: nothing hashed
+    os.utime(store / names[0], ns=(1, 1))  # touched, same bytes
+    with open(store / names[1], "r+b") as entry:  # damaged in place, size unchanged
+        entry.write(b"garbage!")
+    os.utime(store / names[1], ns=(1, 1))
+    kept = xla_cache.verified(store)
+    assert sorted(hashed) == names[:2] and set(kept) == {names[0], names[2]}
+    assert kept[names[0]].modified_ns == 1 and not (store / names[1]).exists()
+    manifest = (store / xla_cache.MANIFEST).read_text().splitlines()
+    (store / xla_cache.MANIFEST).write_text("".join(line.rsplit("\t", 2)[0] + "\n" for line in manifest))
+    hashed.clear()  # the older manifest (name, size, SHA-256) has no time: every entry is hashed once
+    assert set(xla_cache.verified(store)) == {names[0], names[2]} and sorted(hashed) == [names[0], names[2]]
+    (store / xla_cache.MANIFEST).write_text("".join(f"{line.split()[0]}\tnonsense\n" for line in manifest))
+    assert xla_cache.verified(store) == {}  # a line of no known form vouches for nothing

@@ -13,8 +13,13 @@ that folder safe to share:
   flags: a program compiled elsewhere is never even looked at.
 - TensorFlow writes its files in place and reads whatever it finds, so it never
   works in the store itself. Each process gets a private folder of hard links to
-  the store's entries that the store's manifest vouches for (name, size, SHA-256);
-  an entry that does not match is deleted (recompiled, never trusted).
+  the store's entries that the store's manifest vouches for (name, size, SHA-256,
+  and the file's modification time when it was hashed); an entry that does not
+  match is deleted (recompiled, never trusted). An entry is hashed again only when
+  its size or modification time differs from the manifest's, as any write makes
+  it: hashing the whole store (up to MAX_BYTES) took every process 0.5 s under the
+  lock. Damage that keeps both (a disk's silent bit rot) is left to TensorFlow,
+  which compares the program's HLO before it loads one.
 - At exit, what the process compiled (files TensorFlow finished writing) is moved
   into the store and added to the manifest, under a lock. A process killed before
   that leaves its private folder, removed by the next one that starts.
@@ -32,7 +37,9 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 FLAG = "--tf_xla_persistent_cache_directory"
 DEVICES = "--tf_xla_persistent_cache_device_types"
@@ -42,7 +49,19 @@ both) knows the folder is its parent's and takes one of its own."""
 MANIFEST = "manifest.tsv"
 MAX_BYTES = 512 * 2**20
 """A store above this size drops its least recently used programs when a process
-publishes (a program's store file is touched whenever a process links it)."""
+publishes (a program counts as used whenever a process links it)."""
+
+
+class Entry(NamedTuple):
+    """A manifest line: a stored program as it was hashed, and when last used."""
+
+    size: int
+    digest: str
+    """SHA-256 of its bytes."""
+    modified_ns: int
+    """The file's st_mtime_ns when it was hashed: a write changes it."""
+    used_ns: int
+    """When a process last linked it (or published it)."""
 
 
 def root() -> Path | None:
@@ -106,6 +125,10 @@ def setup() -> Path | None:
 _current: list[Path] = []
 """This process's store and private folder, once `setup` made them."""
 
+_from_store: dict[Path, set[str]] = {}
+"""The entries each private folder of this process took from the store: never
+published again (the store may have dropped one since, as least recently used)."""
+
 
 def sync() -> None:
     """Publish what this process compiled so far (a worker, after each work item:
@@ -125,27 +148,34 @@ def _private_folder(store: Path) -> Path:
     private = store.parent / f"{store.name}.proc-{os.getpid()}-{os.urandom(4).hex()}"
     private.mkdir()
     with _locked(store):
-        for path in verified(store):
-            os.link(path, private / path.name)
-            os.utime(path)  # used now: the last to be dropped when the store is full
+        kept = verified(store)
+        now = time.time_ns()
+        for name in kept:
+            os.link(store / name, private / name)
+        _from_store[private] = set(kept)
+        # used now: the last to be dropped when the store is full
+        _write_manifest(store, {name: entry._replace(used_ns=now) for name, entry in kept.items()})
     return private
 
 
-def verified(store: Path) -> list[Path]:
-    """The store's entries that match the manifest (size and SHA-256); every other
-    file is deleted, and the manifest rewritten to the entries that remain. Call
-    with the store locked."""
+def verified(store: Path) -> dict[str, Entry]:
+    """The store's entries that match the manifest: size and modification time as
+    recorded, or else the same SHA-256 (then recorded with the new time); every
+    other file is deleted. The manifest of the entries that remain (the caller
+    writes it). Call with the store locked."""
     manifest = _read_manifest(store)
     kept = {}
     for path in sorted(store.glob("*.pb")):
-        record = manifest.get(path.name)
-        if record is not None and path.stat().st_size == record[0] and _sha256(path) == record[1]:
-            kept[path.name] = record
-        else:
-            path.unlink(missing_ok=True)  # damaged, or written outside the manifest: recompiled, never trusted
-    if kept != manifest:
-        _write_manifest(store, kept)
-    return [store / name for name in kept]
+        entry, status = manifest.get(path.name), path.stat()
+        if entry is not None and status.st_size == entry.size:
+            if status.st_mtime_ns == entry.modified_ns:
+                kept[path.name] = entry
+                continue
+            if _sha256(path) == entry.digest:
+                kept[path.name] = entry._replace(modified_ns=status.st_mtime_ns)
+                continue
+        path.unlink(missing_ok=True)  # damaged, or written outside the manifest: recompiled, never trusted
+    return kept
 
 
 def publish(store: Path, private: Path, keep: bool = False) -> None:
@@ -155,34 +185,36 @@ def publish(store: Path, private: Path, keep: bool = False) -> None:
     with contextlib.suppress(OSError), _locked(store):
         manifest = _read_manifest(store)
         published = []
+        taken = _from_store.setdefault(private, set())
         for path in sorted(private.glob("*.pb")):
-            if path.name in manifest:
+            if path.name in manifest or path.name in taken:
                 continue  # loaded from the store, or compiled by another process meanwhile
-            record = (path.stat().st_size, _sha256(path))
-            os.replace(path, store / path.name)
-            manifest[path.name] = record
+            digest, status = _sha256(path), path.stat()
+            os.replace(path, store / path.name)  # keeps the file's modification time
+            manifest[path.name] = Entry(status.st_size, digest, status.st_mtime_ns, time.time_ns())
             published.append(path.name)
         if keep:
             for name in published:
                 os.link(store / name, private / name)
+            taken.update(published)
         if published:
             _write_manifest(store, _within_bounds(store, manifest))
     if not keep:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _within_bounds(store: Path, manifest: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+def _within_bounds(store: Path, manifest: dict[str, Entry]) -> dict[str, Entry]:
     """The manifest after dropping the least recently used entries of a store over
     MAX_BYTES (a process that linked one keeps its own link until it ends)."""
-    entries = sorted((path for path in store.glob("*.pb") if path.name in manifest), key=lambda p: p.stat().st_mtime)
-    size = sum(manifest[path.name][0] for path in entries)
-    for path in entries:
+    size = sum(entry.size for entry in manifest.values())
+    kept = dict(manifest)
+    for name in sorted(manifest, key=lambda name: manifest[name].used_ns):
         if size <= MAX_BYTES:
             break
-        size -= manifest[path.name][0]
-        path.unlink(missing_ok=True)
-        manifest = {name: record for name, record in manifest.items() if name != path.name}
-    return manifest
+        size -= manifest[name].size
+        (store / name).unlink(missing_ok=True)
+        del kept[name]
+    return kept
 
 
 def clear(cache: Path | None = None) -> tuple[int, int]:
@@ -216,21 +248,28 @@ def _locked(store: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_manifest(store: Path) -> dict[str, tuple[int, str]]:
+def _read_manifest(store: Path) -> dict[str, Entry]:
+    """The manifest's lines. A line of the older form (name, size, SHA-256) has no
+    time, so its entry is hashed before it is trusted; any other line is left out,
+    so its entry is deleted and compiled again."""
     records = {}
     path = store / MANIFEST
     if path.exists():
         for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and parts[1].isdigit():
-                records[parts[0]] = (int(parts[1]), parts[2])
+            name, *fields = line.split("\t")
+            if len(fields) == 2 and fields[0].isdigit():
+                fields += ["-1", "0"]  # no time: never matches a file's
+            if len(fields) == 4 and all(fields[index].lstrip("-").isdigit() for index in (0, 2, 3)):
+                records[name] = Entry(int(fields[0]), fields[1], int(fields[2]), int(fields[3]))
     return records
 
 
-def _write_manifest(store: Path, records: dict[str, tuple[int, str]]) -> None:
+def _write_manifest(store: Path, records: dict[str, Entry]) -> None:
     from stateful_lab.atomic import write_atomic
 
-    write_atomic(store / MANIFEST, "".join(f"{name}\t{size}\t{digest}\n" for name, (size, digest) in records.items()))
+    write_atomic(
+        store / MANIFEST, "".join(f"{name}\t" + "\t".join(map(str, entry)) + "\n" for name, entry in records.items())
+    )
 
 
 def _sha256(path: Path) -> str:
