@@ -19,8 +19,9 @@ from stateful_lab.config.experiment import parse_experiment
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.tasks import make_dataset
 from stateful_lab.tasks.batching import continuous_lanes, lane_source_positions
+from stateful_lab.training.compiled import KerasTwin
 from stateful_lab.training.models import CELLS, build_model, get_states, recurrent_layer, reset_states
-from stateful_lab.training.trainers import KerasTwin, train_fit
+from stateful_lab.training.trainers import train_fit
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 3, 4, 2, 5
 CLOSE = 1e-5  # outputs that must be equal agree within float32 round-off

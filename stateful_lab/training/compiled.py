@@ -1,6 +1,8 @@
-"""The `loop` trainer's engine: one Keras model, its optimizer and XLA-compiled
-functions for a whole epoch, the whole evaluation and the forecasts, each
-following the epoch protocol (`protocol`) inside the compiled program."""
+"""Models kept across seeds, one per shape: `KerasTwin`, a compiled Keras model
+restarted for each run (the fit and train_on_batch trainers'), and the `loop`
+trainer's engine built on one, with XLA-compiled functions for a whole epoch, the
+whole evaluation and the forecasts, each following the epoch protocol
+(`protocol`) inside the compiled program."""
 
 from __future__ import annotations
 
@@ -14,6 +16,45 @@ from stateful_lab.config.experiment import Experiment
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
 from stateful_lab.training.models import build_model, reset_states, state_variables
+
+
+class KerasTwin:
+    """A compiled Keras model of one shape, kept in this process across seeds, so
+    that Keras traces fit's, evaluate's and train_on_batch's functions once per
+    shape instead of once per run (about 1.4 s a run at the blog's sizes). A run
+    starts it like a freshly built model (`start`): its weights, zero optimizer
+    slots and step, a zero state; the same numbers as a fresh model, bit for bit
+    (tests/test_trainers.py). Keras still traces again for a new input shape."""
+
+    _cache: dict[str, KerasTwin] = {}
+    CACHED = 16
+    """Twins kept at once, least recently used dropped first."""
+
+    @classmethod
+    def for_run(cls, experiment: Experiment, variant: str) -> KerasTwin:
+        """The twin for a run: every setting but the task's data values (as
+        `CompiledLoop.for_run`), so runs differing in seed share it."""
+        return recently_used(cls._cache, cls.key(experiment, variant), lambda: cls(experiment, variant), cls.CACHED)
+
+    @staticmethod
+    def key(experiment: Experiment, variant: str) -> str:
+        return json.dumps([experiment.graph_settings(), variant], sort_keys=True)
+
+    def __init__(self, experiment: Experiment, variant: str):
+        self.model = build_model(experiment, variant, experiment.train.batch_size, seed=0)  # weights: per run
+        self.model.optimizer.build(self.model.trainable_variables)
+        # A fresh optimizer's variables (step 0, zero slots, the learning rate),
+        # restored for every run.
+        self.fresh_optimizer = [variable.numpy() for variable in self.model.optimizer.variables]
+
+    def start(self, model: keras.Model) -> keras.Model:
+        """The twin, started like `model` freshly built: its weights, a fresh
+        optimizer, a zero state."""
+        self.model.set_weights(model.get_weights())
+        for variable, value in zip(self.model.optimizer.variables, self.fresh_optimizer, strict=True):
+            variable.assign(value)
+        reset_states(self.model)
+        return self.model
 
 
 class CompiledLoop:
@@ -39,12 +80,9 @@ class CompiledLoop:
     def __init__(self, experiment: Experiment, variant: str):
         self.batch_size = experiment.train.batch_size
         self.reset_every = experiment.batches_between_resets
-        self.model = build_model(experiment, variant, self.batch_size, seed=0)  # weights are loaded per run
+        self.kept = KerasTwin(experiment, variant)  # weights are loaded per run
+        self.model = self.kept.model
         self.optimizer = self.model.optimizer
-        self.optimizer.build(self.model.trainable_variables)
-        # A fresh optimizer's variables (step 0, zero slots, the learning rate),
-        # restored for every seed.
-        self.fresh_optimizer = [variable.numpy() for variable in self.optimizer.variables]
         self.loss = self.model.loss
         self.classes = experiment.data.output_units
         """The head's units: more than one for a categorical target (argmax accuracy)."""
@@ -57,10 +95,7 @@ class CompiledLoop:
 
     def load_initial_weights(self, model: keras.Model) -> None:
         """Start like a freshly built model: its weights, zero optimizer slots."""
-        self.model.set_weights(model.get_weights())
-        for variable, value in zip(self.optimizer.variables, self.fresh_optimizer, strict=True):
-            variable.assign(value)
-        reset_states(self.model)
+        self.kept.start(model)
 
     def batches(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         """(batches, B, T, F) inputs and (batches, B, ..., 1) targets, in feeding order."""

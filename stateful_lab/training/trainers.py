@@ -10,7 +10,6 @@ same numbers for the same seed (tests/test_trainers.py).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -23,42 +22,8 @@ from stateful_lab.runs.records import EpochResult
 from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
-from stateful_lab.training.compiled import CompiledLoop
+from stateful_lab.training.compiled import CompiledLoop, KerasTwin
 from stateful_lab.training.models import build_model, reset_states, state_variables
-
-
-class KerasTwin:
-    """A compiled Keras model of one shape, kept in this process across seeds, so
-    that Keras traces fit's, evaluate's and train_on_batch's functions once per
-    shape instead of once per run (about 1.4 s a run at the blog's sizes). A run
-    starts it like a freshly built model (`start`): its weights, zero optimizer
-    slots and step, a zero state; the same numbers as a fresh model, bit for bit
-    (tests/test_trainers.py). Keras still traces again for a new input shape."""
-
-    _cache: dict[str, KerasTwin] = {}
-    CACHED = 16
-    """Twins kept at once, least recently used dropped first."""
-
-    @classmethod
-    def for_run(cls, experiment: Experiment, variant: str) -> KerasTwin:
-        """The twin for a run: every setting but the task's data values (as
-        `CompiledLoop.for_run`), so runs differing in seed share it."""
-        key = json.dumps([experiment.graph_settings(), variant], sort_keys=True)
-        return recently_used(cls._cache, key, lambda: cls(experiment, variant), cls.CACHED)
-
-    def __init__(self, experiment: Experiment, variant: str):
-        self.model = build_model(experiment, variant, experiment.train.batch_size, seed=0)  # weights: per run
-        self.model.optimizer.build(self.model.trainable_variables)
-        self.fresh_optimizer = [variable.numpy() for variable in self.model.optimizer.variables]
-
-    def start(self, model: keras.Model) -> keras.Model:
-        """The twin, started like `model` freshly built: its weights, a fresh
-        optimizer, a zero state."""
-        self.model.set_weights(model.get_weights())
-        for variable, value in zip(self.model.optimizer.variables, self.fresh_optimizer, strict=True):
-            variable.assign(value)
-        reset_states(self.model)
-        return self.model
 
 
 def train_fit(model: keras.Model, experiment: Experiment, dataset: Dataset, variant: str) -> Iterator[EpochResult]:
@@ -183,9 +148,8 @@ class EagerForecaster:
         self.forecast = dataset.forecast
         self.twin = None
         if self.forecast is not None:
-            key = json.dumps([experiment.graph_settings(), variant], sort_keys=True)
             build = lambda: build_model(experiment, variant, 1, seed=0)  # noqa: E731
-            self.twin = recently_used(self._twins, key, build, KerasTwin.CACHED)
+            self.twin = recently_used(self._twins, KerasTwin.key(experiment, variant), build, KerasTwin.CACHED)
         self.inputs = forecast_tensors(self.forecast)
 
     def __call__(self, model: keras.Model) -> dict:
