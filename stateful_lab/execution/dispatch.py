@@ -27,9 +27,10 @@ def run_item(units: list[Unit], threads: int | None = None) -> list[RunResult]:
 def run_isolated(unit: Unit) -> RunResult:
     """The unit in a child process (`python -m stateful_lab.execution.dispatch`).
     The child's thread pools keep TensorFlow's default size whatever size a pool's
-    worker gives its own: a pool's threads are part of a process's peak memory (a
-    fit run's peak was 702 MB with one thread a pool, 741 MB with the default),
-    so an isolated run measures the same memory beside a neighbour or alone."""
+    worker gives its own, so that an isolated run is set up as it is when run
+    alone, beside a neighbour or not (a pool's threads are part of a process's
+    memory; measured here, the fit run's peak moved by under 2 MB: 702 MB with one
+    thread a pool, 700 MB with the default)."""
     child = subprocess.run(
         [sys.executable, "-m", "stateful_lab.execution.dispatch"],
         input=pickle.dumps(unit),
