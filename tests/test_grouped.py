@@ -198,10 +198,10 @@ def test_a_group_that_fails_runs_its_units_one_at_a_time(monkeypatch):
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0,))
     expected = train_group(units)
 
-    def broken(items, shapes):
+    def broken(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(engine, "train_together", broken)
+    monkeypatch.setattr(engine, "Together", broken)
     results = train_group(units)
     assert [r.status for r in results] == ["ok", "ok"]
     for a, b in zip(results, expected, strict=True):
@@ -224,6 +224,53 @@ def test_grouped_epoch_seconds_are_each_runs_share():
     assert len({r.epochs[1].seconds for r in results}) == 1  # one share for all
 
 
+def test_shards_trained_side_by_side_equal_one_group_bit_for_bit(monkeypatch):
+    """A large group of a program that is not size-sensitive is cut into shards,
+    one a core, each trained in a thread of its own with its own program slot. No
+    run's arithmetic involves another run's, so every figure of every run equals
+    the one-group figure exactly, even with shards of unequal sizes (5 = 3 + 2)."""
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1, 2))[:5]
+    monkeypatch.setattr(engine, "side_by_side", lambda: 1)
+    whole = train_group(units)
+    groups, real = [], engine.Together
+
+    def recorded(items, shapes, size=None, slot=0, sharing=1):
+        groups.append((len(items), slot, sharing))
+        return real(items, shapes, size, slot, sharing)
+
+    monkeypatch.setattr(engine, "Together", recorded)
+    monkeypatch.setattr(engine, "side_by_side", lambda: 2)
+    monkeypatch.setattr(engine, "SHARD_STEPS", 1)
+    sharded = train_group(units)
+    assert groups == [(3, 0, 2), (2, 1, 2)]  # two shards, side by side in two slots
+    assert [result.label for result in sharded] == [result.label for result in whole]
+    for ours, reference in zip(sharded, whole, strict=True):
+        assert [vars(epoch) | {"seconds": 0} for epoch in ours.epochs] == [
+            vars(epoch) | {"seconds": 0} for epoch in reference.epochs
+        ]
+
+
+def test_a_shard_that_fails_trains_its_units_alone_and_the_other_shard_trains(monkeypatch):
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
+    real = engine.Together
+
+    def second_shard_breaks(items, shapes, size=None, slot=0, sharing=1):
+        group = real(items, shapes, size, slot, sharing)
+        if slot == 1:
+            group.train = lambda: (_ for _ in ()).throw(MemoryError("out of memory"))
+        return group
+
+    monkeypatch.setattr(engine, "side_by_side", lambda: 2)
+    monkeypatch.setattr(engine, "SHARD_STEPS", 1)
+    monkeypatch.setattr(engine, "Together", second_shard_breaks)
+    alone = []
+    monkeypatch.setattr(engine, "train_unit", lambda unit: alone.append(unit.label) or unit.result())
+    results = train_group(units)
+    assert alone == ["seed 1 stateless", "seed 1 stateful"]  # the second shard's runs, one at a time
+    assert [result.label for result in results] == [unit.label for unit in units]
+    assert all(len(result.epochs) == 2 for result in results[:2])  # the first shard trained as a group
+
+
 def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
     """After epoch 0, a group trains its remaining epochs in one call, or in
     several when their forecasts would take too much memory: the same figures,
@@ -234,11 +281,15 @@ def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
     group = list(GroupedLoop._cache.values())[-1]  # the program just used, used again below
     counts = []
     real = group.train_epochs
-    monkeypatch.setattr(
-        group,
-        "train_epochs",
-        lambda first, count, *args, **kwargs: counts.append(int(count)) or real(first, count, *args, **kwargs),
-    )
+
+    class Counted:  # the compiled function, counting the epochs of each call
+        get_concrete_function = real.get_concrete_function
+
+        def __call__(self, first, count, *args, **kwargs):
+            counts.append(int(count))
+            return real(first, count, *args, **kwargs)
+
+    monkeypatch.setattr(group, "train_epochs", Counted())
     monkeypatch.setattr(program, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
     in_parts = train_group(units)
     assert counts == [1, 1, 1]

@@ -72,11 +72,15 @@ def test_a_size_sensitive_program_trains_in_groups_of_exactly_its_size(monkeypat
     assert all(len(item) % size == 0 for item in items[:-1]) and sum(items, []) == units
     calls = []
 
-    def spy(items, shapes, group):
-        calls.append((len(items), group))
-        return [unit.result() for unit, _, _ in items]
+    class Spy:
+        def __init__(self, items, shapes, size, slot=0, sharing=1):
+            calls.append((len(items), size))
+            self.items = items
 
-    monkeypatch.setattr(engine, "train_together", spy)
+        def train(self):
+            return [unit.result() for unit, _, _ in self.items]
+
+    monkeypatch.setattr(engine, "Together", Spy)
     train_group(units)
     assert calls == [(size, size)] * (len(units) // size) + [(len(units) % size, size)]
 

@@ -5,6 +5,7 @@ following the epoch protocol (`training.protocol`)."""
 from __future__ import annotations
 
 import json
+import threading
 
 import keras
 import numpy as np
@@ -62,19 +63,23 @@ class GroupedLoop:
     twice as long, so they form groups of their own.)"""
 
     _cache: dict[str, GroupedLoop] = {}
+    _lock = threading.Lock()
     CACHED = 8
     """Compiled groups kept at once, least recently used dropped first."""
 
     @classmethod
-    def for_group(cls, experiments: list[Experiment], shapes: tuple) -> GroupedLoop:
+    def for_group(cls, experiments: list[Experiment], shapes: tuple, slot: int = 0) -> GroupedLoop:
         """The compiled group for runs of `experiments` (one per run, agreeing on
         `program_settings`) whose arrays have `shapes`; re-used (weights, slots and
         states overwritten) by every group with the same settings, gate
-        activations and shapes."""
+        activations and shapes in the same `slot`. Groups trained side by side,
+        each in a thread of its own, use different slots, so that none overwrites
+        another's variables."""
         gates = tuple(sorted({experiment.model.recurrent_activation for experiment in experiments}))
         runs = len(experiments)
-        key = json.dumps([program_settings(experiments[0]), gates, runs, shapes], sort_keys=True)
-        return recently_used(cls._cache, key, lambda: cls(experiments[0], runs, gates), cls.CACHED)
+        key = json.dumps([program_settings(experiments[0]), gates, runs, shapes, slot], sort_keys=True)
+        with cls._lock:
+            return recently_used(cls._cache, key, lambda: cls(experiments[0], runs, gates), cls.CACHED)
 
     def __init__(self, experiment: Experiment, runs: int, gates: tuple[str, ...] = ()):
         spec, train = experiment.model, experiment.train
