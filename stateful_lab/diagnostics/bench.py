@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -38,8 +40,9 @@ from stateful_lab.provenance import cpu_fields, peak_memory_mb
 from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import make_dataset
-from stateful_lab.training.engine import prepared
+from stateful_lab.training.engine import SHARD_STEPS, prepared, side_by_side
 from stateful_lab.training.grouped.program import GroupedLoop
+from stateful_lab.training.grouped.sizing import split_sizes
 from stateful_lab.training.models import build_model
 from stateful_lab.training.shapes import GATES
 from stateful_lab.training.trainers import train_loop
@@ -130,6 +133,47 @@ def lab_group_ms_per_epoch(experiment: Experiment, runs: int) -> float:
     return statistics.median(one_training() for _ in range(REPEATS))
 
 
+def lab_side_by_side_ms_per_epoch(experiment: Experiment, runs: int, lanes: int) -> dict[str, float]:
+    """Median ms per epoch of training `runs` runs as `run` trains a large group:
+    cut into `lanes` shards (`training.engine`), each its own program, trained at
+    once in threads; and the cores busy meanwhile (CPU time / wall time)."""
+    shards, start = [], 0
+    for size in split_sizes(runs, math.ceil(runs / lanes)):
+        items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(start, start + size)]
+        group = GroupedLoop(experiment, size)
+        group.load([weights for _, weights in items], [True] * size, [experiment] * size)
+        x, y = group.batches([dataset.x_train for dataset, _ in items], [dataset.y_train for dataset, _ in items])
+        group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the shard's epoch
+        shards.append((group, x, y))
+        start += size
+
+    def epochs(shard) -> None:
+        group, x, y = shard
+        for _ in range(EPOCHS):
+            group.train_epoch(x, y)[0].numpy()
+
+    def one_training() -> tuple[float, float]:
+        for group, _, _ in shards:
+            group.reset_states()
+        cpu, started = time.process_time(), time.perf_counter()
+        with ThreadPoolExecutor(len(shards)) as pool:
+            list(pool.map(epochs, shards))
+        wall = time.perf_counter() - started
+        return wall * 1000 / EPOCHS, (time.process_time() - cpu) / wall
+
+    timings = sorted(one_training() for _ in range(REPEATS))
+    return {"ms": timings[len(timings) // 2][0], "cores": timings[len(timings) // 2][1], "shards": len(shards)}
+
+
+def cores_busy(experiment: Experiment, runs: int) -> float:
+    """CPU time / wall time while one program trains `runs` runs for EPOCHS epochs."""
+    group, x, y = trained_group(experiment, runs)
+    cpu, started = time.process_time(), time.perf_counter()
+    for _ in range(EPOCHS):
+        group.train_epoch(x, y)[0].numpy()
+    return (time.process_time() - cpu) / (time.perf_counter() - started)
+
+
 def training_flops_per_epoch(experiment: Experiment, samples: int) -> int:
     """Floating-point operations of one run's training epoch, counting the matrix
     products (2 m n k each) of the forward pass and twice that for the backward
@@ -173,11 +217,12 @@ def nominal_peak_gflops(fields: dict[str, str] | None = None) -> tuple[float, in
     return (os.cpu_count() or 1) * mhz * 1e6 * per_cycle / 1e9, per_cycle
 
 
-def group_memory(runs: int) -> dict[str, float]:
-    """In a fresh process: peak memory after loading a `runs`-run group's data and
-    compiling it, and after training it for EPOCHS epochs (VmHWM, MB)."""
+def group_memory(runs: int, lanes: int = 1) -> dict[str, float]:
+    """In a fresh process: peak memory before a `runs`-run group, and after
+    loading its data, compiling it and training it for EPOCHS epochs (VmHWM, MB),
+    as one program or, with `lanes`, as that many shards side by side."""
     child = subprocess.run(
-        [sys.executable, "-m", "stateful_lab.diagnostics.bench", "--memory", str(runs)],
+        [sys.executable, "-m", "stateful_lab.diagnostics.bench", "--memory", str(runs), str(lanes)],
         capture_output=True,
         text=True,
         check=True,
@@ -185,12 +230,15 @@ def group_memory(runs: int) -> dict[str, float]:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def _memory_child(runs: int) -> None:
+def _memory_child(runs: int, lanes: int) -> None:
     experiment = bench_experiment()
     before = peak_memory_mb()
-    group, x, y = trained_group(experiment, runs)
-    for _ in range(EPOCHS):
-        group.train_epoch(x, y)[0].numpy()
+    if lanes > 1:
+        lab_side_by_side_ms_per_epoch(experiment, runs, lanes)
+    else:
+        group, x, y = trained_group(experiment, runs)
+        for _ in range(EPOCHS):
+            group.train_epoch(x, y)[0].numpy()
     print(json.dumps({"before_mb": before, "peak_mb": peak_memory_mb()}))
 
 
@@ -239,7 +287,7 @@ def bench_experiment() -> Experiment:
 
 
 def main() -> None:
-    from stateful_lab.diagnostics.bench_report import report, scale_report
+    from stateful_lab.diagnostics.bench_report import report, report_tail, scale_report
 
     experiment = bench_experiment()
     dataset = make_dataset(experiment.data, experiment.train.batch_size, seed=0)
@@ -257,6 +305,20 @@ def main() -> None:
         print(f"lab group of {runs:3d} runs:     {ms:.2f} ms/epoch, {ms / runs:.3f} ms per run", flush=True)
     per_run = groups[GROUP] / GROUP
     print(f"grouped ({GROUP} runs), per run: {tuned / per_run:.1f}x tuned fit, {plain / per_run:.0f}x plain fit")
+    lanes = side_by_side()
+    batches = (len(dataset.x_train) + len(dataset.x_test)) // experiment.train.batch_size
+    side = {}
+    for runs in GROUP_SIZES:
+        if runs >= lanes > 1:
+            side[runs] = lab_side_by_side_ms_per_epoch(experiment, runs, lanes)
+            side[runs]["run_shards"] = runs * EPOCHS * batches // SHARD_STEPS >= 2
+            print(
+                f"{lanes} shards of {runs:4d} runs side by side: {side[runs]['ms']:.2f} ms/epoch, "
+                f"{side[runs]['ms'] / runs:.3f} ms per run, {side[runs]['cores']:.2f} cores busy",
+                flush=True,
+            )
+    busy = cores_busy(experiment, 1000)
+    print(f"one program of 1000 runs: {busy:.2f} cores busy")
     flops = training_flops_per_epoch(experiment, len(dataset.x_train))
     best = max(GROUP_SIZES, key=lambda runs: runs / groups[runs])
     achieved = flops * best / (groups[best] / 1000) / 1e9
@@ -274,8 +336,10 @@ def main() -> None:
             f"{shares['fixed_share']:.0%}, per run {shares['per_run_share']:.0%} (line: {parts['fixed_ms']:.2f} ms "
             f"+ {parts['per_run_ms']:.4f} ms a run)"
         )
-    achieved_1000 = flops * 1000 / (groups[1000] / 1000) / 1e9
+    at_1000 = side[1000]["ms"] if 1000 in side else groups[1000]
+    achieved_1000 = flops * 1000 / (at_1000 / 1000) / 1e9
     print(f"1000 runs: {achieved_1000:.2f} GFLOP/s, {100 * achieved_1000 / matmul:.1f}% of the matrix product's rate")
+    memory_side = group_memory(1000, lanes) if 1000 in side else None
     sweep = cli_sweep(SWEEP_SEEDS)
     print(f"{2 * SWEEP_SEEDS} runs from the shell: {sweep['seconds']:.1f} s, peak {sweep['peak_mb']:.0f} MB")
     print(f"  phases: {sweep['phases']}")
@@ -286,17 +350,16 @@ def main() -> None:
     print(f"stateful-lab ask, 2,000 rows x 3 numeric columns, defaults: {asked:.1f} s (answer: {answer})")
     write_atomic(
         Path("results/bench.md"),
-        report(
-            plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten
-        )
+        report(plain, tuned, loop, loop_with_evaluation, groups, side, flops, best, achieved, matmul, nominal)
+        + report_tail(memory, one, ten)
         + f"\n`stateful-lab ask` on a 2,000-row table of three numeric columns, default settings (10 seeds, 40 "
         f"runs), from the shell, import and compilation included: {asked:.1f} s (answer: {answer}).\n"
-        + scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep),
+        + scale_report(tuned, groups, side, busy, memory_1000, memory_side, parts, achieved_1000, matmul, sweep),
     )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--memory"]:
-        _memory_child(int(sys.argv[2]))
+        _memory_child(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()

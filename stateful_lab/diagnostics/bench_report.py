@@ -9,7 +9,8 @@ from stateful_lab.diagnostics.shell import CONFIG
 from stateful_lab.provenance import cpu_id, cpu_model
 
 
-def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achieved, matmul, nominal, memory, one, ten):
+def report(plain, tuned, loop, loop_with_evaluation, groups, side, flops, best, achieved, matmul, nominal) -> str:
+    """The comparison with Keras, the growth table and the floating-point rate."""
     per_run = groups[GROUP] / GROUP
     lines = [
         "# Benchmark: Keras fit, plain and tuned, against the lab's single and grouped runs",
@@ -31,12 +32,23 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
         f"Grouped, per run: {plain / per_run:.0f}x the plain fit loop. The lab's single-run loop with its "
         f"per-epoch test evaluation: {loop_with_evaluation:.2f} ms/epoch.",
         "",
-        "Per-run cost as the group grows:",
+        "Per-run cost as the group grows, as one program, and cut into one shard per core trained side by "
+        "side, each its own program in a thread of its own (`run` does so where each shard has enough work, "
+        "marked *):",
         "",
-        "| runs in the group | ms per epoch (whole group) | ms per run | tuned fit / this |",
-        "|---|---|---|---|",
+        "| runs in the group | one program: ms per epoch | ms per run | tuned fit / this | side by side: ms per "
+        "epoch | ms per run | tuned fit / this |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {runs} | {ms:.2f} | {ms / runs:.3f} | {tuned * runs / ms:.0f}x |" for runs, ms in groups.items()]
+    for runs, ms in groups.items():
+        shards = side.get(runs)
+        beside = (
+            f"{shards['ms']:.2f}{' *' if shards['run_shards'] else ''} | {shards['ms'] / runs:.3f} | "
+            f"{tuned * runs / shards['ms']:.0f}x"
+            if shards
+            else "- | - | -"
+        )
+        lines.append(f"| {runs} | {ms:.2f} | {ms / runs:.3f} | {tuned * runs / ms:.0f}x | {beside} |")
     lines += [
         "",
         f"Floating-point work: {flops / 1e6:.2f} million operations per run and epoch (the matrix products, "
@@ -44,6 +56,13 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
         f"{100 * achieved / matmul:.1f}% of what one large float32 matrix product reaches on these cores "
         f"({matmul:.1f} GFLOP/s, measured)" + _against_nominal(achieved, matmul, nominal),
         "",
+    ]
+    return "\n".join(lines)
+
+
+def report_tail(memory, one, ten) -> str:
+    """A 100-run group's memory, the CLI's own times and the machine."""
+    lines = [
         f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
         f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
         "",
@@ -56,23 +75,38 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, flops, best, achiev
     return "\n".join(lines)
 
 
-def scale_report(tuned, groups, memory_1000, parts, achieved_1000, matmul, sweep) -> str:
+def scale_report(tuned, groups, side, busy, memory_1000, memory_side, parts, achieved_1000, matmul, sweep) -> str:
     """The bench's figures at scale: 1,000 runs in a group, where an epoch goes,
     and a 10,000-run sweep from the shell."""
-    per_run = groups[1000] / 1000
-    lines = [
+    one = groups[1000] / 1000
+    lines = ["", "## At scale", ""]
+    if 1000 in side:
+        shards = side[1000]
+        per_run = shards["ms"] / 1000
+        lines += [
+            f"A group of 1,000 runs as `run` trains it, {shards['shards']} shards side by side: {shards['ms']:.2f} "
+            f"ms per epoch, {per_run:.4f} ms per run: **{tuned / per_run:.0f}x** below tuned Keras fit "
+            f"({tuned:.1f} ms) in the same bench run, with {shards['cores']:.2f} cores busy; peak memory "
+            f"{memory_side['peak_mb']:.0f} MB in a fresh process ({memory_side['before_mb']:.0f} MB before the "
+            f"group). As one program: {groups[1000]:.2f} ms per epoch, {one:.4f} ms per run ({tuned / one:.0f}x), "
+            f"with {busy:.2f} cores busy, peak memory {memory_1000['peak_mb']:.0f} MB "
+            f"({memory_1000['before_mb']:.0f} MB before)."
+            f" {achieved_1000:.2f} GFLOP/s side by side: {100 * achieved_1000 / matmul:.1f}% of the measured "
+            f"matrix-product rate ({matmul:.1f} GFLOP/s).",
+        ]
+    else:
+        lines += [
+            f"A group of 1,000 runs: {groups[1000]:.2f} ms per epoch, {one:.4f} ms per run: "
+            f"**{tuned / one:.0f}x** below tuned Keras fit ({tuned:.1f} ms) in the same bench run; peak memory "
+            f"{memory_1000['peak_mb']:.0f} MB in a fresh process ({memory_1000['before_mb']:.0f} MB before the "
+            f"group). {achieved_1000:.2f} GFLOP/s: {100 * achieved_1000 / matmul:.1f}% of the measured "
+            f"matrix-product rate ({matmul:.1f} GFLOP/s).",
+        ]
+    lines += [
         "",
-        "## At scale",
-        "",
-        f"A group of 1,000 runs: {groups[1000]:.2f} ms per epoch, {per_run:.4f} ms per run: "
-        f"**{tuned / per_run:.0f}x** below tuned Keras fit ({tuned:.1f} ms) in the same bench run; peak memory "
-        f"{memory_1000['peak_mb']:.0f} MB in a fresh process ({memory_1000['before_mb']:.0f} MB before the group). "
-        f"{achieved_1000:.2f} GFLOP/s: {100 * achieved_1000 / matmul:.1f}% of the measured matrix-product rate "
-        f"({matmul:.1f} GFLOP/s).",
-        "",
-        f"Where an epoch goes (measured: a least-squares line through the growth table, {parts['fixed_ms']:.2f} ms "
-        f"fixed per epoch + {parts['per_run_ms']:.4f} ms per run; the evaluation timed as the difference between "
-        "an epoch with the lab's evaluation and one without):",
+        "Where one program's epoch goes (measured: a least-squares line through the growth table, "
+        f"{parts['fixed_ms']:.2f} ms fixed per epoch + {parts['per_run_ms']:.4f} ms per run; the evaluation "
+        "timed as the difference between an epoch with the lab's evaluation and one without):",
         "",
         "| runs | epoch with evaluation, ms | evaluation | of training: fixed (loop steps, dispatch) | "
         "of training: per-run arithmetic |",

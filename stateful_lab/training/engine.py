@@ -118,9 +118,10 @@ def train_group(units: list[Unit]) -> list[RunResult]:
     time, so one bad run cannot take the others' results with it.
 
     The groups train side by side, one a core (`side_by_side`): a large group of
-    a program that is not size-sensitive is cut into as many shards (`_shards`). A run's figures do not depend on the runs beside it in
-    such a program, so a shard gives every run the figures the whole group gives,
-    bit for bit (tested); a size-sensitive program's groups are never cut."""
+    a program that is not size-sensitive is cut into as many shards (`_shards`).
+    A run's figures do not depend on the runs beside it in such a program, so a
+    shard gives every run the figures the whole group gives, bit for bit
+    (tested); a size-sensitive program's groups are never cut."""
     results, ready = [], []
     for unit in units:
         try:
