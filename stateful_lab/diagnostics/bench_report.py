@@ -63,6 +63,7 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, side, flops, best, 
 def report_tail(memory, one, ten) -> str:
     """A 100-run group's memory, the CLI's own times and the machine."""
     lines = [
+        "",
         f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
         f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
         "",

@@ -10,7 +10,9 @@ import importlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +29,11 @@ from stateful_lab.results.tables import METRICS, epoch_tables, forecast_table, t
 from stateful_lab.runs.listening import Listener
 from stateful_lab.runs.records import RunResult, UnitStore
 from stateful_lab.runs.unit import Unit, plan_units
+
+STORING_THREADS = 8
+"""Threads storing finished runs' unit files while training goes on. Each file is
+flushed to disk (`atomic.write_atomic`), which waits on the disk, not on a core:
+10,000 runs' files took 6.8 s stored one after another in the training's thread."""
 
 
 @dataclass
@@ -119,12 +126,13 @@ class Planned:
         noted: set[str] = set()
         produced: dict[str, RunResult] = {}
         training_started = time.perf_counter()
-        storing = 0.0
+        saving = ThreadPoolExecutor(STORING_THREADS, thread_name_prefix="store")
+        pending: deque[Future] = deque()
         try:
             for result in results(progress.begin, progress.epoch):
-                saving = time.perf_counter()
-                store.save(result)
-                storing += time.perf_counter() - saving
+                pending.append(saving.submit(store.save, result))
+                while pending and pending[0].done():
+                    pending.popleft().result()  # a unit that could not be stored stops the run here
                 produced[result.key] = result
                 for note in result.notes:  # what was trimmed or left out, once per distinct note
                     if note not in noted:
@@ -135,6 +143,11 @@ class Planned:
                     echo(f"FAILED {result.label}: {result.error}")
         finally:  # also on Ctrl-C: a live bar left open would hide the terminal's cursor
             progress.close()
+            waiting = time.perf_counter()
+            saving.shutdown(wait=True)  # every result handed over is stored, or its error known, before all else
+            storing = time.perf_counter() - waiting
+        for future in pending:
+            future.result()
 
         assembling = time.perf_counter()
         phases = {
