@@ -83,4 +83,14 @@ def fused_dot(a, b):
     sum: one fused loop over all runs, vectorized along the run axis. For the
     lab's usual tiny matrices (a few units and lanes) it beats a batched matrix
     product, which pays a call per run; for larger ones it does not."""
-    return tf.reduce_sum(a[:, :, None, :] * b[None], axis=1)
+    return expanded_dot(a, b[None])
+
+
+def expanded_dot(a, b):
+    """`fused_dot(a, b[0])` for a `b` already broadcast to (1, k, m, runs): the same
+    operations on the same values. A recurrent layer broadcasts its weights once,
+    before its loop over time steps: broadcast inside the loop, TensorFlow's
+    gradient of the loop kept a copy of them for every step (the blog's model at
+    1,000 runs: 245 ms an epoch before, 221 ms after; every figure bit for bit
+    the same)."""
+    return tf.reduce_sum(a[:, :, None, :] * b, axis=1)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from stateful_lab.config.experiment import Experiment
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
-from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, fused_dot
+from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, expanded_dot
 from stateful_lab.training.grouped.optimizers import LOSSES, StackedOptimizer
 from stateful_lab.training.models import initial_weights
 from stateful_lab.training.shapes import fused
@@ -223,8 +223,9 @@ class GroupedLoop:
             carried = [tf.transpose(value, [2, 0, 1]) for value in carried]
             bias = tf.transpose(bias, [len(bias.shape) - 1, *range(len(bias.shape) - 1)])
             product, gate_axis, time_axis = tf.matmul, 2, 2
-        else:
-            product, gate_axis, time_axis = fused_dot, 1, 1
+        else:  # the weights broadcast once, outside the loop (`cells.expanded_dot` says why)
+            kernel, recurrent = kernel[None], recurrent[None]
+            product, gate_axis, time_axis = expanded_dot, 1, 1
         biases = self.step.biases(bias, runs_first)
 
         def body(step, carried, outputs):
