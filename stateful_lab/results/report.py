@@ -7,6 +7,7 @@ the articles' figures beside ours, and plots saved as PNG files in plots/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -24,9 +25,12 @@ from stateful_lab.results.tables import ConfigResults, ResultsError, load_result
 METRICS_PER_EPOCH = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
 
-def build_report(results_dir: Path, checks: list = ()) -> Path:
+def build_report(results_dir: Path, checks: Callable[[], list] = list) -> Path:
     """Write REPORT.md and its plots into `results_dir`; return the report's path.
-    `checks`: the probe's measured checks, as (cell, check) pairs, for its table."""
+    `checks()`: the probe's measured checks, as (cell, check) pairs, for its
+    table; called once every config's section and plots are done, so that a
+    probe measuring elsewhere meanwhile (the CLI's, in a child process) is waited
+    for only then."""
     configs = load_results(results_dir)
     if not configs:
         raise ResultsError(f"no result folders in {results_dir}; run `stateful-lab run CONFIG` first")
@@ -56,6 +60,8 @@ def build_report(results_dir: Path, checks: list = ()) -> Path:
         "| claim | source | verdict | our numbers | article | rule | p (raw / Holm) | config |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    sections = [line for config in configs for line in ["", *_section(config, verdicts[config.experiment.name], plots)]]
+    checks = checks()
     for config in configs:
         for verdict in verdicts[config.experiment.name]:
             claim = verdict.claim
@@ -98,9 +104,8 @@ def build_report(results_dir: Path, checks: list = ()) -> Path:
             *[f"{cell:<10}  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.measured}" for cell, c in checks],
             "```",
         ]
-    for config in configs:
-        lines += ["", *_section(config, verdicts[config.experiment.name], plots)]
     report = results_dir / "REPORT.md"
+    lines += sections
     write_atomic(report, "\n".join(lines) + "\n")
     return report
 
