@@ -23,6 +23,18 @@ def test_bootstrap_interval_is_bca_seeded_and_reproducible():
     assert low < values.mean() < high
 
 
+def test_a_large_sample_is_resampled_in_batches_and_gets_the_same_interval():
+    """A sweep of thousands of seeds: mean_interval resamples BATCH at a time (its
+    memory in proportion to the batch); the interval equals scipy's drawn in one
+    go from the same generator, bit for bit."""
+    values = np.random.default_rng(4).normal(0.7, 0.1, 2_500)
+    assert stats.RESAMPLES > 2 * stats.BATCH  # several batches
+    reference = scipy_stats.bootstrap(
+        (values,), np.mean, n_resamples=stats.RESAMPLES, method="BCa", rng=np.random.default_rng(stats.BOOTSTRAP_SEED)
+    ).confidence_interval
+    assert stats.mean_interval(values) == (reference.low, reference.high)
+
+
 def test_bootstrap_interval_of_bimodal_accuracies_stays_in_range_and_degenerate_cases_are_exact():
     solved = np.r_[np.ones(8), 0.46, 0.80]  # 8 seeds solve the task, 2 stall
     low, high = stats.mean_interval(solved)
