@@ -220,12 +220,16 @@ def nominal_peak_gflops(fields: dict[str, str] | None = None) -> tuple[float, in
 def group_memory(runs: int, lanes: int = 1) -> dict[str, float]:
     """In a fresh process: peak memory before a `runs`-run group, and after
     loading its data, compiling it and training it for EPOCHS epochs (VmHWM, MB),
-    as one program or, with `lanes`, as that many shards side by side."""
+    as one program or, with `lanes`, as that many shards side by side. The child
+    compiles its programs (the compilation cache off): loaded from the cache
+    instead, a program's compilation is not in the peak, and whether the cache
+    holds it depends on what ran before."""
     child = subprocess.run(
         [sys.executable, "-m", "stateful_lab.diagnostics.bench", "--memory", str(runs), str(lanes)],
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "STATEFUL_LAB_CACHE": "off"},
     )
     return json.loads(child.stdout.strip().splitlines()[-1])
 

@@ -64,8 +64,8 @@ def report_tail(memory, one, ten) -> str:
     """A 100-run group's memory, the CLI's own times and the machine."""
     lines = [
         "",
-        f"Memory of a 100-run group, in a fresh process: peak {memory['peak_mb']:.0f} MB, of which "
-        f"{memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
+        "Memory of a 100-run group, in a fresh process that compiles its program: peak "
+        f"{memory['peak_mb']:.0f} MB, of which {memory['before_mb']:.0f} MB before the group (Python, TensorFlow).",
         "",
         f"`stateful-lab run {CONFIG} --seeds 1` (2 variants, import and compile included): {one:.1f} s; "
         f"`--seeds 10`: {ten:.1f} s ({ten / one:.2f}x one seed).",
@@ -88,8 +88,9 @@ def scale_report(tuned, groups, side, busy, memory_1000, memory_side, parts, ach
             f"A group of 1,000 runs as `run` trains it, {shards['shards']} shards side by side: {shards['ms']:.2f} "
             f"ms per epoch, {per_run:.4f} ms per run: **{tuned / per_run:.0f}x** below tuned Keras fit "
             f"({tuned:.1f} ms) in the same bench run, with {shards['cores']:.2f} cores busy; peak memory "
-            f"{memory_side['peak_mb']:.0f} MB in a fresh process ({memory_side['before_mb']:.0f} MB before the "
-            f"group). As one program: {groups[1000]:.2f} ms per epoch, {one:.4f} ms per run ({tuned / one:.0f}x), "
+            f"{memory_side['peak_mb']:.0f} MB in a fresh process that compiles its programs "
+            f"({memory_side['before_mb']:.0f} MB before the group). As one program: {groups[1000]:.2f} ms per "
+            f"epoch, {one:.4f} ms per run ({tuned / one:.0f}x), "
             f"with {busy:.2f} cores busy, peak memory {memory_1000['peak_mb']:.0f} MB "
             f"({memory_1000['before_mb']:.0f} MB before)."
             f" {achieved_1000:.2f} GFLOP/s side by side: {100 * achieved_1000 / matmul:.1f}% of the measured "
@@ -99,8 +100,9 @@ def scale_report(tuned, groups, side, busy, memory_1000, memory_side, parts, ach
         lines += [
             f"A group of 1,000 runs: {groups[1000]:.2f} ms per epoch, {one:.4f} ms per run: "
             f"**{tuned / one:.0f}x** below tuned Keras fit ({tuned:.1f} ms) in the same bench run; peak memory "
-            f"{memory_1000['peak_mb']:.0f} MB in a fresh process ({memory_1000['before_mb']:.0f} MB before the "
-            f"group). {achieved_1000:.2f} GFLOP/s: {100 * achieved_1000 / matmul:.1f}% of the measured "
+            f"{memory_1000['peak_mb']:.0f} MB in a fresh process that compiles its program "
+            f"({memory_1000['before_mb']:.0f} MB before the group). {achieved_1000:.2f} GFLOP/s: "
+            f"{100 * achieved_1000 / matmul:.1f}% of the measured "
             f"matrix-product rate ({matmul:.1f} GFLOP/s).",
         ]
     lines += [
@@ -122,7 +124,8 @@ def scale_report(tuned, groups, side, busy, memory_1000, memory_side, parts, ach
     lines += [
         "",
         f"A sweep of {2 * sweep['seeds']:,} runs from the shell (`stateful-lab run {CONFIG} --seeds {sweep['seeds']}`, "
-        f"import and compilation included): **{sweep['seconds']:.1f} s**, peak memory {sweep['peak_mb']:.0f} MB; "
+        f"import and compilation or loading from the compilation cache included): **{sweep['seconds']:.1f} s**, "
+        f"peak memory {sweep['peak_mb']:.0f} MB; "
         f"phases from its meta.json: {phases}; the rest (TensorFlow's import, writing the result files) "
         f"{sweep['seconds'] - sum(sweep['phases'].values()):.1f} s.",
         "",
