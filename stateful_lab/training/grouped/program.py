@@ -228,23 +228,26 @@ class GroupedLoop:
             product, gate_axis, time_axis = expanded_dot, 1, 1
         biases = self.step.biases(bias, runs_first)
 
-        def body(step, carried, outputs):
+        def body(step, carried, *outputs):
             x = tf.gather(inputs, step, axis=time_axis)
             output, carried = self.step.step(x, carried, kernel, recurrent, biases, product, gate_axis)
-            return step + 1, carried, outputs.write(step, output)
+            return step + 1, carried, *(array.write(step, output) for array in outputs)
 
-        outputs = tf.TensorArray(tf.float32, size=steps)
-        _, carried, outputs = tf.while_loop(
-            lambda step, *_: step < steps, body, (tf.constant(0), carried, outputs), maximum_iterations=steps
+        # Only a layer that returns sequences keeps every step's output: a cell's
+        # output is its new h, so the last one is the final state's h.
+        kept = [tf.TensorArray(tf.float32, size=steps)] if sequences else []
+        _, carried, *kept = tf.while_loop(
+            lambda step, *_: step < steps, body, (tf.constant(0), carried, *kept), maximum_iterations=steps
         )
+        outputs = kept[0] if sequences else None
         if runs_first:  # back to runs last
             carried = [tf.transpose(value, [1, 2, 0]) for value in carried]
             if sequences:
                 return tf.transpose(outputs.stack(), [2, 0, 3, 1]), carried
-            return tf.transpose(outputs.read(steps - 1), [1, 2, 0]), carried
+            return carried[0], carried
         if sequences:
             return tf.transpose(outputs.stack(), [1, 0, 2, 3]), carried
-        return outputs.read(steps - 1), carried
+        return carried[0], carried
 
     def _figures(self, y_true, y_pred):
         """Each run's mean loss and accuracy over a batch, shape (runs,)."""
