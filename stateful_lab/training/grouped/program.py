@@ -213,7 +213,8 @@ class GroupedLoop:
         """One recurrent layer over the window (B, T, F, runs): every step's output
         (B, T, units, runs) if `sequences`, else the last step's (B, units, runs);
         and the final state. The steps run in a loop (unrolled, XLA compiled for
-        longer and ran no faster). A large layer is turned runs-first for the
+        longer and ran slower: 371 against 221 ms an epoch at 1,000 runs, the blog's
+        model). A large layer is turned runs-first for the
         window, as batched matrix products want it, and back (`cells.dot`)."""
         lanes, steps = inputs.shape[0], inputs.shape[1]
         runs_first = not fused(lanes, recurrent.shape[0], recurrent.shape[1])
