@@ -234,18 +234,21 @@ class GroupedLoop:
             output, carried = self.step.step(x, carried, kernel, recurrent, biases, product, gate_axis)
             return step + 1, carried, *(array.write(step, output) for array in outputs)
 
-        # Only a layer that returns sequences keeps every step's output: a cell's
-        # output is its new h, so the last one is the final state's h.
-        kept = [tf.TensorArray(tf.float32, size=steps)] if sequences else []
+        # A small layer that returns its last output only keeps no output per step:
+        # a cell's output is its new h, so the last one is the final state's h. (A
+        # large layer keeps them: read from the final state, the head's batched
+        # product rounded differently, and vowels_speaker's figures moved by 1e-4.)
+        keeps = sequences or runs_first
+        kept = [tf.TensorArray(tf.float32, size=steps)] if keeps else []
         _, carried, *kept = tf.while_loop(
             lambda step, *_: step < steps, body, (tf.constant(0), carried, *kept), maximum_iterations=steps
         )
-        outputs = kept[0] if sequences else None
+        outputs = kept[0] if keeps else None
         if runs_first:  # back to runs last
             carried = [tf.transpose(value, [1, 2, 0]) for value in carried]
             if sequences:
                 return tf.transpose(outputs.stack(), [2, 0, 3, 1]), carried
-            return carried[0], carried
+            return tf.transpose(outputs.read(steps - 1), [1, 2, 0]), carried
         if sequences:
             return tf.transpose(outputs.stack(), [1, 0, 2, 3]), carried
         return carried[0], carried
