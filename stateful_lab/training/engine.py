@@ -99,14 +99,16 @@ SHARD_STEPS = 500_000
 shard has at least this much work (runs x epochs x batches, training and test):
 below it, the second program's tracing and loading (about half a second) cost
 more than the second core saves. Measured with `run configs/first_timestep.yaml`
-(256 + 64 batches an epoch, 5 epochs) from the shell: even at 500 runs (800,000
-steps), 3.8 s instead of 5.9 s of training at 2,000 runs."""
+(256 + 64 batches an epoch, 5 epochs) from the shell: at 500 runs (800,000 in
+all, so 400,000 a shard) two shards took 2.1 s of training against 2.0 s for one
+group; at 2,000 runs, 3.8 s against 5.9 s."""
 
 
 def side_by_side() -> int:
     """How many groups this process trains at once: its intra-op threads (cores /
     jobs in a pool's worker, which has one group at a time on each of its threads;
-    every core otherwise). One XLA program keeps about one core busy."""
+    every core otherwise). One XLA program kept about 1.4 of two cores busy, two
+    kept both (`make bench`)."""
     return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
 
 
