@@ -109,10 +109,13 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
     return statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
 
 
-def trained_group(experiment: Experiment, runs: int) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
-    """A group of `runs` stateful runs (seeds 0..runs-1), loaded and compiled."""
-    items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(runs)]
-    group = GroupedLoop.for_group([experiment] * runs, ("bench",))
+def trained_group(
+    experiment: Experiment, runs: int, first: int = 0, slot: int = 0
+) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
+    """A group of `runs` stateful runs (seeds `first` on), loaded and compiled, in
+    program slot `slot` (groups trained side by side need slots of their own)."""
+    items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(first, first + runs)]
+    group = GroupedLoop.for_group([experiment] * runs, ("bench",), slot)
     group.load([weights for _, weights in items], [True] * runs, [experiment] * runs)
     x, y = group.batches([dataset.x_train for dataset, _ in items], [dataset.y_train for dataset, _ in items])
     group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the group's epoch
@@ -138,13 +141,8 @@ def lab_side_by_side_ms_per_epoch(experiment: Experiment, runs: int, lanes: int)
     cut into `lanes` shards (`training.engine`), each its own program, trained at
     once in threads; and the cores busy meanwhile (CPU time / wall time)."""
     shards, start = [], 0
-    for size in split_sizes(runs, math.ceil(runs / lanes)):
-        items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(start, start + size)]
-        group = GroupedLoop(experiment, size)
-        group.load([weights for _, weights in items], [True] * size, [experiment] * size)
-        x, y = group.batches([dataset.x_train for dataset, _ in items], [dataset.y_train for dataset, _ in items])
-        group.train_epoch(x, y)[0].numpy()  # warm-up: XLA-compiles the shard's epoch
-        shards.append((group, x, y))
+    for slot, size in enumerate(split_sizes(runs, math.ceil(runs / lanes))):
+        shards.append(trained_group(experiment, size, start, slot))
         start += size
 
     def epochs(shard) -> None:
