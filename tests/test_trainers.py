@@ -361,3 +361,44 @@ def test_every_engine_knows_every_name_the_config_accepts(field):
     assert len(accepted) >= 3
     for table in tables:
         assert set(table) == accepted
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_run_gives_its_numbers_whatever_ran_before_it(monkeypatch, shuffle):
+    """train_unit reseeds TensorFlow only for a fit run that shuffles, the one
+    draw of a run from TensorFlow's global seed (Keras' shuffling); reseeding
+    clears every traced function's kernels, which cost each fit run about 0.2 s
+    to build again. Either way a run's numbers must not depend on what ran
+    before it in the process: seed 1 after seed 0 equals seed 1 first, bit for
+    bit, with the global seed moved in between, and shuffling must change the
+    numbers (else the case tests nothing)."""
+    from stateful_lab.runs import seeding
+    from stateful_lab.runs.unit import Unit
+    from stateful_lab.training.engine import train_unit
+
+    reseeded = []
+    monkeypatch.setattr(seeding, "seed_everything", lambda seed: reseeded.append(seed) or seed_everything(seed))
+    experiment = smoke_experiment(
+        "first_timestep", "train.trainer=fit", "train.epochs=2", "variants=[stateless]", f"train.shuffle={shuffle}"
+    )  # a stateful variant cannot shuffle
+
+    def run(seed):
+        result = train_unit(Unit({}, "stateless", seed, experiment))
+        assert result.status == "ok", result.error
+        return [(epoch.train_loss, epoch.test_loss) for epoch in result.epochs]
+
+    first = run(1)
+    seed_everything(99)  # other work in the process leaves TensorFlow's global seed elsewhere
+    other, again = run(0), run(1)
+    assert again == first != other
+    assert reseeded == ([1, 0, 1] if shuffle else [])
+    if shuffle:
+        assert first != run_unshuffled(experiment, 1)
+
+
+def run_unshuffled(experiment, seed):
+    from stateful_lab.runs.unit import Unit
+    from stateful_lab.training.engine import train_unit
+
+    result = train_unit(Unit({}, "stateless", seed, experiment.override("train.shuffle=false")))
+    return [(epoch.train_loss, epoch.test_loss) for epoch in result.epochs]

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from stateful_lab.provenance import peak_memory_mb
 from stateful_lab.runs.records import RunResult
-from stateful_lab.runs.seeding import deterministic_kernels, seed_everything
+from stateful_lab.runs.seeding import deterministic_kernels, seed_run
 from stateful_lab.runs.unit import Unit, unit_dataset
 from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
@@ -64,7 +64,7 @@ def train_unit(unit: Unit, threads: int | None = None) -> RunResult:
         experiment, batch = unit.experiment, unit.experiment.train.batch_size
         dataset = unit_dataset(unit)
         result.notes, result.baselines = list(dataset.notes), dataset.baselines
-        seed_everything(unit.seed)
+        seed_run(unit.seed, fit_shuffles=experiment.train.trainer == "fit" and experiment.train.shuffle)
         model = build_model(experiment, unit.variant, batch, seed=unit.seed)
         for epoch in TRAINERS[experiment.train.trainer](model, experiment, dataset, unit.variant):
             if not protocol.record(result, epoch):
