@@ -13,6 +13,10 @@ def test_report_from_a_small_results_folder(tmp_path):
     for name in ("first_timestep", "reset_policy"):
         run = CliRunner().invoke(main, ["run", *smoke(name), "--out", str(results / name), "--quiet"])
         assert run.exit_code == 0, run.output
+    # a plot from an earlier version of the config, which had a sweep: the report no longer draws it
+    stale = results / "plots" / "smoke_first_timestep-sweep.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"\x89PNG\r\n\x1a\n old")
     result = CliRunner().invoke(main, ["report", str(results), "--no-probe"])
     assert result.exit_code == 0, result.output
     report = (results / "REPORT.md").read_text()

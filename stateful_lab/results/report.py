@@ -149,6 +149,8 @@ def _section(config: ConfigResults, verdicts: list[Verdict], plots: Path) -> lis
         path = plots / f"{experiment.name}-{name}.png"
         if draw(config, path):
             lines += ["", f"![{experiment.name} {name}](plots/{path.name})"]
+        else:  # a plot this config no longer has (a sweep removed, say) is not left beside the report
+            path.unlink(missing_ok=True)
     return lines
 
 
