@@ -1,4 +1,4 @@
-from stateful_lab.cli import main
+from stateful_lab.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -27,6 +27,7 @@ from stateful_lab.config.experiment import (
     load_experiment,
 )
 from stateful_lab.console import BarProgress, LineProgress, quiet_tensorflow
+from stateful_lab.ending import end
 from stateful_lab.errors import LabError
 from stateful_lab.results.show import FORMATS, SHOWABLE_METRICS, render, show_table
 from stateful_lab.results.tables import METRICS
@@ -721,3 +722,12 @@ def _check_writable(out: Path) -> None:
         raise click.UsageError(
             f"cannot write to {where} ({shorten(str(existing), 200)} is not a writable folder); choose another --out"
         )
+
+
+def entry() -> None:
+    """The `stateful-lab` console script: `main`, ended without Python's slow
+    shutdown once TensorFlow is loaded (see `ending`)."""
+    try:
+        main()
+    except SystemExit as done:
+        end(done.code)

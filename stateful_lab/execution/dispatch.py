@@ -43,6 +43,8 @@ def run_isolated(unit: Unit) -> RunResult:
 
 
 if __name__ == "__main__":  # the child of run_isolated: one unit in, its result out
+    from stateful_lab.ending import end
     from stateful_lab.training.engine import train_unit
 
     sys.stdout.buffer.write(pickle.dumps(train_unit(pickle.loads(sys.stdin.buffer.read()))))
+    end(0)
