@@ -2,6 +2,8 @@
 bootstrap intervals, and Holm's adjustment."""
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -121,3 +123,35 @@ def test_band_equals_nanpercentile_of_the_same_resamples_with_and_without_gaps()
     band = stats.band(matrix)
     np.testing.assert_allclose(band, reference, rtol=1e-12, atol=1e-14)  # the two interpolate in another order
     assert np.isfinite(band[:30]).all() and np.isfinite(band[30:38]).all() and np.isnan(band[38:]).all()
+
+
+SUMMARY_IN_A_FRESH_PROCESS = """
+import sys
+import pandas as pd
+from stateful_lab.results import tables
+seeds = int(sys.argv[1])
+runs = pd.DataFrame({
+    "variant": ["stateless"] * seeds + ["stateful"] * seeds,
+    "status": "ok",
+    "test_loss": [0.1 + 0.01 * index for index in range(2 * seeds)],
+    "test_accuracy": [0.5 + 0.01 * index for index in range(2 * seeds)],
+    "epoch_seconds": 0.1,
+})
+tables.summarize(runs, [])
+print("scipy.stats" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("seeds", "imports_scipy"), [(1, False), (2, True)])
+def test_scipy_is_imported_only_when_an_interval_is_drawn(seeds, imports_scipy):
+    """scipy.stats' import takes a second or more of a one-seed run, which draws no
+    interval (one value per variant): a summary of one seed must not import it,
+    and a summary of two must (else this test would pass for a summary that
+    drew no interval at all). A fresh process, since this one has scipy already."""
+    shown = subprocess.run(
+        [sys.executable, "-c", SUMMARY_IN_A_FRESH_PROCESS, str(seeds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shown[-1] == str(imports_scipy)

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+
+def _scipy_stats():
+    """scipy.stats, imported when a figure first needs it: its import takes a second
+    or more, and a table of one seed per point (no interval, no test) never does."""
+    from scipy import stats
+
+    return stats
+
 
 ALPHA = 0.05
 """Significance level, after the Holm adjustment."""
@@ -73,7 +81,7 @@ def _bootstrap(data: tuple, statistic, batch: int | None = None) -> tuple[float,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa on a degenerate sample warns, and we fall back
         for method in ("BCa", "percentile"):
-            result = stats.bootstrap(
+            result = _scipy_stats().bootstrap(
                 data,
                 statistic,
                 n_resamples=RESAMPLES,
@@ -125,7 +133,7 @@ def share_interval(reached: int, total: int) -> tuple[float, float]:
     """Clopper-Pearson 95% interval of a share (seeds reaching a threshold)."""
     if not total:
         return math.nan, math.nan
-    interval = stats.binomtest(reached, total).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    interval = _scipy_stats().binomtest(reached, total).proportion_ci(confidence_level=CONFIDENCE, method="exact")
     return float(interval.low), float(interval.high)
 
 
@@ -236,7 +244,7 @@ def _ratio(difference: float, spread: float) -> float:
 def one_sample_test(values: np.ndarray) -> str:
     """The rule: Wilcoxon signed-rank when Shapiro-Wilk rejects normality (needs at
     least 3 values that are not all equal), else the t-test."""
-    if len(values) >= 3 and np.ptp(values) > 0 and stats.shapiro(values).pvalue < NORMALITY_ALPHA:
+    if len(values) >= 3 and np.ptp(values) > 0 and _scipy_stats().shapiro(values).pvalue < NORMALITY_ALPHA:
         return WILCOXON
     return ONE_SAMPLE_T
 
@@ -254,8 +262,8 @@ def one_sample_p(test: str, values: np.ndarray, value: float, alternative: str) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if test == WILCOXON:
-            return float(stats.wilcoxon(shifted, alternative=alternative).pvalue)
-        return float(stats.ttest_1samp(shifted, 0.0, alternative=alternative).pvalue)
+            return float(_scipy_stats().wilcoxon(shifted, alternative=alternative).pvalue)
+        return float(_scipy_stats().ttest_1samp(shifted, 0.0, alternative=alternative).pvalue)
 
 
 def shifted_p(test: str, first: np.ndarray, second: np.ndarray, shift: float, alternative: str) -> float:
@@ -269,4 +277,4 @@ def shifted_p(test: str, first: np.ndarray, second: np.ndarray, shift: float, al
         centre = first[0] - second[0] - shift
         holds = {"greater": centre > 0, "less": centre < 0, "two-sided": centre != 0}[alternative]
         return 0.0 if holds else 1.0
-    return float(stats.ttest_ind(first - shift, second, equal_var=False, alternative=alternative).pvalue)
+    return float(_scipy_stats().ttest_ind(first - shift, second, equal_var=False, alternative=alternative).pvalue)

@@ -145,7 +145,7 @@ def _initializers(cell: str, layer_units: tuple[int, ...], features: int, output
         inputs = units
     shapes.append(("glorot", (inputs, outputs)))
 
-    @tf.function
+    @tf.function(autograph=False)  # no tensor-dependent control flow to convert
     def draw(seeds):
         seeds = tf.cast(tf.math.floormod(seeds, tf.int32.max - 1), tf.int32)  # keras' _cast_seed
         return [
