@@ -44,30 +44,39 @@ class Rule:
     slots: int
     """Slot variables per weight (Adam's m and v; RMSprop's velocity)."""
     update: Callable
-    """update(optimizer, gradient, variable, slots, lr, local_step): one step."""
+    """update(optimizer, gradient, variable, slots, rate): one step of one weight."""
+    rate: Callable = lambda optimizer, lr, local_step: lr
+    """rate(optimizer, lr, local_step): the step's rate, the same for every weight,
+    computed once a step. Keras computes Adam's for each weight: the same
+    operations on the same values. Once, the blog's model's traced epoch holds 4
+    square roots and 8 powers fewer (a square root costs about 4 ms of
+    TensorFlow's conversion to XLA in every process that loads the program)."""
 
 
-def _adam(optimizer, gradient, variable, slots, lr, local_step):
-    m, v = slots
+def _adam_rate(optimizer, lr, local_step):
     beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), local_step)
     beta_2_power = tf.pow(tf.constant(optimizer.beta_2, tf.float32), local_step)
-    alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    return lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
+
+def _adam(optimizer, gradient, variable, slots, alpha):
+    m, v = slots
     m.assign_add((gradient - m) * (1 - optimizer.beta_1))
     v.assign_add((tf.square(gradient) - v) * (1 - optimizer.beta_2))
     variable.assign_sub((m * alpha) / (tf.sqrt(v) + optimizer.epsilon))
 
 
-def _rmsprop(optimizer, gradient, variable, slots, lr, local_step):
+def _rmsprop(optimizer, gradient, variable, slots, lr):
     (velocity,) = slots
     velocity.assign(optimizer.rho * velocity + (1 - optimizer.rho) * tf.square(gradient))
     variable.assign_sub((lr * gradient) / tf.sqrt(velocity + optimizer.epsilon))
 
 
-def _sgd(optimizer, gradient, variable, slots, lr, local_step):
+def _sgd(optimizer, gradient, variable, slots, lr):
     variable.assign_sub(gradient * lr)
 
 
-RULES = {"adam": Rule(2, _adam), "rmsprop": Rule(1, _rmsprop), "sgd": Rule(0, _sgd)}
+RULES = {"adam": Rule(2, _adam, _adam_rate), "rmsprop": Rule(1, _rmsprop), "sgd": Rule(0, _sgd)}
 
 
 class StackedOptimizer:
@@ -108,9 +117,9 @@ class StackedOptimizer:
 
     def apply(self, gradients, variables) -> None:
         lr = tf.constant(self.learning_rate, tf.float32)
-        local_step = tf.cast(self.iterations + 1, tf.float32)
+        rate = self.rule.rate(self, lr, tf.cast(self.iterations + 1, tf.float32))
         for gradient, variable, slots in zip(gradients, variables, self.slots, strict=True):
             if self.clipnorm:
                 gradient = self._clipped(gradient)
-            self.rule.update(self, gradient, variable, slots, lr, local_step)
+            self.rule.update(self, gradient, variable, slots, rate)
         self.iterations.assign_add(1)
