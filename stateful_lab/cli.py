@@ -386,14 +386,19 @@ class _AskReporter:
 
 
 @main.command()
-@click.option("--clear", is_flag=True, help="Remove every compiled program (of every TensorFlow build and CPU).")
+@click.option(
+    "--clear", is_flag=True, help="Remove every compiled program (of every TensorFlow build and CPU) and traced graph."
+)
 def cache(clear: bool) -> None:
     """Show or clear the compilation cache: the XLA programs earlier runs compiled,
-    which a later process loads instead of compiling again.
+    and the graphs of grouped runs they traced, which a later process loads
+    instead of compiling and tracing again.
 
     It lives in $STATEFUL_LAB_CACHE (default ~/.cache/stateful-lab; off turns
     it off), one folder per TensorFlow build, CPU and XLA flags; every entry is
     checked against its SHA-256 before use, and a damaged one is compiled again.
+    The traced graphs are in its graphs/ folder, keyed by the lab's own source
+    too; a damaged one is traced again.
 
     \b
     Example:
@@ -405,11 +410,18 @@ def cache(clear: bool) -> None:
         click.echo("the compilation cache is off (STATEFUL_LAB_CACHE=off)")
         return
     if clear:
-        entries, size = xla_cache.clear()
-        click.echo(f"removed {entries} compiled programs ({size / 1e6:.1f} MB) from {xla_cache.root()}")
+        entries, size, graphs = xla_cache.clear()
+        click.echo(
+            f"removed {entries} compiled programs ({size / 1e6:.1f} MB) and {graphs} traced graphs"
+            f" from {xla_cache.root()}"
+        )
         return
     store, entries, size = xla_cache.describe()
-    click.echo(f"{store}: {entries} compiled programs, {size / 1e6:.1f} MB (this TensorFlow build, CPU and XLA flags)")
+    graphs = len(list(xla_cache.graphs_folder(xla_cache.root()).glob("*.json")))
+    click.echo(
+        f"{store}: {entries} compiled programs, {size / 1e6:.1f} MB (this TensorFlow build, CPU and XLA flags);"
+        f" {graphs} traced graphs"
+    )
 
 
 @main.command()

@@ -12,7 +12,7 @@ from stateful_lab.runs.seeding import seed_everything
 from stateful_lab.runs.unit import Unit
 from stateful_lab.training import engine
 from stateful_lab.training.engine import train_group, train_unit
-from stateful_lab.training.grouped import program
+from stateful_lab.training.grouped import program, stored
 from stateful_lab.training.grouped.program import GroupedLoop
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
@@ -271,6 +271,63 @@ def test_a_shard_that_fails_trains_its_units_alone_and_the_other_shard_trains(mo
     assert all(len(result.epochs) == 2 for result in results[:2])  # the first shard trained as a group
 
 
+def assert_identical(these, those):
+    for ours, theirs in zip(these, those, strict=True):
+        assert ours.status == theirs.status == "ok" and len(ours.epochs) == len(theirs.epochs)
+        for a, b in zip(ours.epochs, theirs.epochs, strict=True):
+            assert [getattr(a, field) for field in FIGURES] == [getattr(b, field) for field in FIGURES]
+        assert list(ours.forecasts) == list(theirs.forecasts)
+
+
+def test_a_stored_graph_is_loaded_without_tracing_and_gives_the_same_figures(tmp_path, monkeypatch):
+    """A group's traced epochs are stored in the cache folder (`grouped.stored`):
+    a process that trains the same program later registers them and traces
+    nothing, with every figure and forecast bit for bit the same. A damaged file
+    is traced again and replaced; a graph stored by other lab code is never
+    loaded; with the cache off nothing is stored."""
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", str(tmp_path))
+    units = units_of("shampoo", ["train.epochs=2"])  # forecasts too: every output of the epochs function
+    traces = []
+    real_trace = stored._trace_and_store
+    monkeypatch.setattr(stored, "_trace_and_store", lambda *args: traces.append(1) or real_trace(*args))
+
+    def as_a_new_process():  # nothing registered with TensorFlow yet, a new program and variables
+        monkeypatch.setattr(stored, "_registered", {})
+        monkeypatch.setattr(GroupedLoop, "_cache", {})
+
+    as_a_new_process()
+    traced = train_group(units)
+    (path,) = (tmp_path / "graphs").glob("*.json")
+    assert traces == [1]
+
+    as_a_new_process()
+    with monkeypatch.context() as patched:
+        patched.setattr(GroupedLoop, "_train_epochs", lambda *args, **kwargs: pytest.fail("traced"))
+        loaded = train_group(units)
+    assert traces == [1]
+    assert_identical(loaded, traced)
+
+    text = path.read_text()
+    damaged = text[:1000] + ("A" if text[1000] != "A" else "B") + text[1001:]  # one character of the library
+    path.write_text(damaged)
+    as_a_new_process()
+    assert_identical(train_group(units), traced)
+    assert traces == [1, 1] and path.read_text() != damaged  # traced again, stored anew
+    as_a_new_process()
+    assert_identical(train_group(units), traced)
+    assert traces == [1, 1]  # and loaded again
+
+    as_a_new_process()
+    monkeypatch.setattr(stored, "_source_digest", lambda: "the lab's code, changed")
+    assert_identical(train_group(units), traced)
+    assert traces == [1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
+
+    as_a_new_process()
+    monkeypatch.setenv("STATEFUL_LAB_CACHE", "off")
+    assert_identical(train_group(units), traced)
+    assert traces == [1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
+
+
 def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
     """After epoch 0, a group trains its remaining epochs in one call, or in
     several when their forecasts would take too much memory: the same figures,
@@ -278,18 +335,19 @@ def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):
     config, settings = MIXED["priming, and resets after each forecast"]
     units = [unit for overrides in settings for unit in units_of(config, [*overrides, "variants=[stateful]"], (0,))]
     whole = train_group(units)
-    group = list(GroupedLoop._cache.values())[-1]  # the program just used, used again below
     counts = []
-    real = group.train_epochs
+    real = stored.epochs_function
 
-    class Counted:  # the compiled function, counting the epochs of each call
-        get_concrete_function = real.get_concrete_function
+    def counted(*args):  # the compiled function, counting the epochs of each call
+        function = real(*args)
 
-        def __call__(self, first, count, *args, **kwargs):
+        def call(first, count, *rest, **inputs):
             counts.append(int(count))
-            return real(first, count, *args, **kwargs)
+            return function(first, count, *rest, **inputs)
 
-    monkeypatch.setattr(group, "train_epochs", Counted())
+        return call
+
+    monkeypatch.setattr(stored, "epochs_function", counted)
     monkeypatch.setattr(program, "FORECASTS_KEPT", 1)  # one epoch's forecasts a call
     in_parts = train_group(units)
     assert counts == [1, 1, 1]

@@ -217,15 +217,25 @@ def _within_bounds(store: Path, manifest: dict[str, Entry]) -> dict[str, Entry]:
     return kept
 
 
-def clear(cache: Path | None = None) -> tuple[int, int]:
-    """Remove every store in the cache folder: (entries, bytes) removed."""
+def graphs_folder(cache: Path) -> Path:
+    """Where `grouped.stored` keeps the traced graphs of groups' epochs."""
+    return cache / "graphs"
+
+
+def clear(cache: Path | None = None) -> tuple[int, int, int]:
+    """Remove every store in the cache folder and every stored graph: (entries,
+    bytes, graphs) removed."""
     cache = cache or root()
-    if cache is None or not (cache / "xla").exists():
-        return 0, 0
+    if cache is None:
+        return 0, 0, 0
+    graphs = list(graphs_folder(cache).glob("*.json"))
+    shutil.rmtree(graphs_folder(cache), ignore_errors=True)
+    if not (cache / "xla").exists():
+        return 0, 0, len(graphs)
     entries = list((cache / "xla").rglob("*.pb"))
     size = sum(path.stat().st_size for path in entries)
     shutil.rmtree(cache / "xla")
-    return len(entries), size
+    return len(entries), size, len(graphs)
 
 
 def describe(cache: Path | None = None) -> tuple[Path | None, int, int]:

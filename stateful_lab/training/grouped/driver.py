@@ -13,6 +13,7 @@ from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import Dataset
 from stateful_lab.tasks.windows import ForecastSets
 from stateful_lab.training import protocol
+from stateful_lab.training.grouped import stored
 from stateful_lab.training.grouped.program import GroupedLoop
 
 
@@ -34,12 +35,13 @@ class Together:
     runs are filled up with copies of the last, whose results are dropped).
 
     Made in two steps: setting up (the program loaded with the runs' weights, its
-    inputs stacked and its function traced) and `train`. Groups that train side
-    by side (`training.engine`) are set up one after another in one thread, so
-    that their functions are traced in a fixed order: a traced function's name
-    carries a per-process counter, XLA's persistent cache (`xla_cache`) finds a
-    program by that name, and functions traced in two threads at once would get
-    names that differ from process to process, compiled every time. `slot`: the
+    inputs stacked and its function traced, or loaded as traced by an earlier
+    process: `stored`) and `train`. Groups that train side by side
+    (`training.engine`) are set up one after another in one thread, so that
+    their functions are traced in a fixed order: XLA's persistent cache
+    (`xla_cache`) finds a program by its function's name, which a stored graph
+    takes from its key, but a function that cannot be stored (`stored`) from a
+    counter of the process. `slot`: the
     program's slot (`GroupedLoop.for_group`); `sharing`: how many groups train
     side by side, sharing the cores, so that a run's time is its share of the
     wall clock."""
@@ -76,7 +78,7 @@ class Together:
             self.inputs["train"] += (group.lane_starts([d.lane_starts_train for d in datasets]),)
             self.inputs["test"] += (group.lane_starts([d.lane_starts_test for d in datasets]),)
         self.per_call = group.epochs_per_call(int(forecast_inputs[1].shape[0]) if self.scorer is not None else 0)
-        group.train_epochs.get_concrete_function(tf.constant(0), tf.constant(1), self.resets, **self.inputs)
+        self.train_epochs = stored.epochs_function(group, tf.constant(0), tf.constant(1), self.resets, self.inputs)
 
     def train(self) -> list[RunResult]:
         """Epoch 0 in a call of its own (its time holds the compilation), the rest
@@ -88,7 +90,7 @@ class Together:
         while done < total and training:
             count = 1 if done == 0 else min(total - done, self.per_call)
             call_started = time.perf_counter()
-            figures, predictions = group.train_epochs(tf.constant(done), tf.constant(count), self.resets, **self.inputs)
+            figures, predictions = self.train_epochs(tf.constant(done), tf.constant(count), self.resets, **self.inputs)
             train_loss, train_accuracy, test_loss, test_accuracy = (value.numpy() for value in figures)
             predictions = predictions.numpy()
             seconds = (time.perf_counter() - call_started) / count / real / self.sharing  # a run's share of an epoch

@@ -79,11 +79,15 @@ class GroupedLoop:
         runs = len(experiments)
         key = json.dumps([program_settings(experiments[0]), gates, runs, shapes, slot], sort_keys=True)
         with cls._lock:
-            return recently_used(cls._cache, key, lambda: cls(experiments[0], runs, gates), cls.CACHED)
+            group = recently_used(cls._cache, key, lambda: cls(experiments[0], runs, gates), cls.CACHED)
+        group.key = key
+        return group
 
     def __init__(self, experiment: Experiment, runs: int, gates: tuple[str, ...] = ()):
         spec, train = experiment.model, experiment.train
         self.runs = runs
+        self.key = ""
+        """The program's key (`for_group`): its settings, gates, runs, shapes and slot."""
         self.cell = spec.cell
         self.units = list(spec.units)
         self.batch_size = train.batch_size
@@ -125,6 +129,14 @@ class GroupedLoop:
         self.train_epochs = tf.function(self._train_epochs, jit_compile=True, autograph=False)
         self.train_epoch = tf.function(self._train_epoch, jit_compile=True, autograph=False)
         """Training alone, an epoch a call (for the bench; compiled only if called)."""
+
+    def variables(self) -> list[tf.Variable]:
+        """Every variable of the group, in a fixed order (a stored graph names
+        its captured variables by their places here: `stored`)."""
+        optimizer = self.optimizer
+        slots = [slot for weight_slots in optimizer.slots for slot in weight_slots]
+        fixed = [optimizer.iterations, optimizer.epsilon, self.gate_of, self.carries, self.primes, self.resets_each]
+        return [*self.weights, *slots, *fixed, *self._flat(self.states), *self._flat(self.twin_states)]
 
     def _state_variables(self, lanes: int) -> list[list[tf.Variable]]:
         return [
