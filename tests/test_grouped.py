@@ -316,16 +316,20 @@ def test_a_stored_graph_is_loaded_without_tracing_and_gives_the_same_figures(tmp
     as_a_new_process()
     assert_identical(train_group(units), traced)
     assert traces == [1, 1]  # and loaded again
+    path.write_bytes(b"\xff\xfe not even text")
+    as_a_new_process()
+    assert_identical(train_group(units), traced)
+    assert traces == [1, 1, 1]
 
     as_a_new_process()
     monkeypatch.setattr(stored, "_source_digest", lambda: "the lab's code, changed")
     assert_identical(train_group(units), traced)
-    assert traces == [1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
+    assert traces == [1, 1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
 
     as_a_new_process()
     monkeypatch.setenv("STATEFUL_LAB_CACHE", "off")
     assert_identical(train_group(units), traced)
-    assert traces == [1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
+    assert traces == [1, 1, 1, 1] and len(list((tmp_path / "graphs").glob("*.json"))) == 2
 
 
 def test_epochs_trained_in_several_calls_equal_one_call(monkeypatch):

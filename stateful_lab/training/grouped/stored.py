@@ -32,6 +32,7 @@ the files used longest ago are dropped (a load touches its file).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -132,26 +133,33 @@ def _load(path: Path, key: str) -> Entry | None:
     """The stored entry, its functions registered; None (and the file deleted when
     damaged) if there is none to trust."""
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except OSError:
         return None
     try:
         stored = json.loads(text)
         library_bytes = base64.b64decode(stored["library"], validate=True)
+        entry = Entry(stored["name"], [int(place) for place in stored["captures"]])
         if stored["format"] != FORMAT or stored["key"] != key:
             raise ValueError("another key or format")
-        if hashlib.sha256(library_bytes).hexdigest() != stored["sha256"]:
+        if _digest(entry, library_bytes) != stored["sha256"]:
             raise ValueError("digest")
         library = function_pb2.FunctionDefLibrary.FromString(library_bytes)
-        entry = Entry(stored["name"], [int(place) for place in stored["captures"]])
         if entry.name not in {function.signature.name for function in library.function}:
             raise ValueError("no such function")
     except Exception:  # damaged in any way: deleted, traced again, never trusted
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
         return None
     _register(library)
-    os.utime(path)  # used now: the last to be dropped
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the last to be dropped
     return entry
+
+
+def _digest(entry: Entry, library_bytes: bytes) -> str:
+    """SHA-256 of the entry's name, captures and library."""
+    return hashlib.sha256(json.dumps([entry.name, entry.captures]).encode() + b"\0" + library_bytes).hexdigest()
 
 
 def _trace_and_store(group, first, count, resets, inputs: dict, path: Path) -> Entry | None:
@@ -183,7 +191,7 @@ def _trace_and_store(group, first, count, resets, inputs: dict, path: Path) -> E
         "key": path.stem,
         "name": entry.name,
         "captures": captures,
-        "sha256": hashlib.sha256(library_bytes).hexdigest(),
+        "sha256": _digest(entry, library_bytes),
         "library": base64.b64encode(library_bytes).decode(),
     }
     try:
