@@ -10,10 +10,10 @@ gradients) are stored as TensorFlow FunctionDefs in the cache folder
 lab's source (every .py file of the package), the versions of TensorFlow, Keras
 and NumPy, Keras' float type and epsilon, the group's program key (its
 settings, gate activations, runs, shapes and slot: `GroupedLoop.for_group`), its
-inputs' dtypes and shapes, and the epochs a call trains. A
-later process with the same key registers them with TensorFlow and calls the
-function by name, its own group's variables in place of those it captured when
-traced; nothing is traced.
+inputs' dtypes and shapes, and the epochs a call trains. A later process with
+the same key registers them with TensorFlow and calls the function by name, its
+own group's variables in place of those it captured when traced; nothing is
+traced.
 
 Each function is renamed: its traced name without the counter of the process
 that traced it, its place among the functions, and the key. So XLA's cache,
@@ -21,8 +21,8 @@ whose key holds the name, finds the compiled program in any process, whatever it
 traced before; the tracing process calls the renamed functions too, so that its
 program is the one later processes find.
 
-A file that cannot be read, or whose digest does not match its contents, is
-deleted and the function traced again. A function whose captures are not all
+A file that does not parse, or whose digest (of its name, captures and library)
+does not match, is deleted and the function traced again. A function whose captures are not all
 the group's variables, or whose inputs or outputs are not laid out as `call`
 passes them, is not stored: it is traced in every process, as before. With the
 cache off (STATEFUL_LAB_CACHE=off) nothing is stored or loaded. Above MAX_BYTES
@@ -80,13 +80,12 @@ def epochs_function(group, first, count, resets, inputs: dict) -> Callable:
     """`group.train_epochs`, called as it is (first, count, resets, **inputs), for
     inputs shaped as these: loaded from the store if there, else traced (and
     stored). Returns the traced tf.function itself when it cannot be stored."""
-    place = folder()
-    flat = _flat(first, count, resets, inputs)
-    if place is None:
+    graphs = folder()
+    if graphs is None:
         group.train_epochs.get_concrete_function(first, count, resets, **inputs)
         return group.train_epochs
-    key = _key(group, flat, inputs)
-    path = place / f"{key}.json"
+    key = _key(group, _flat(first, count, resets, inputs), inputs)
+    path = graphs / f"{key}.json"
     with _lock:
         entry = _registered.get(key) or _load(path, key) or _trace_and_store(group, first, count, resets, inputs, path)
         if entry is None:
@@ -163,6 +162,9 @@ def _digest(entry: Entry, library_bytes: bytes) -> str:
 
 
 def _trace_and_store(group, first, count, resets, inputs: dict, path: Path) -> Entry | None:
+    """Trace the epochs function, rename its library, register and store it: its
+    entry, or None (traced, not stored) where its captures or layout are not the
+    ones `call` can pass."""
     concrete = group.train_epochs.get_concrete_function(first, count, resets, **inputs)
     variables = {id(variable.handle): place for place, variable in enumerate(group.variables())}
     captures = [variables.get(id(tensor)) for tensor in concrete.captured_inputs]
