@@ -224,24 +224,27 @@ def _rename(library, main: str, suffix: str) -> str:
         for node in function.node_def:
             if node.op in names:  # a direct call
                 node.op = names[node.op]
-            for value in node.attr.values():
-                if value.HasField("func") and value.func.name in names:
-                    value.func.name = names[value.func.name]
-                for listed in value.list.func:
-                    if listed.name in names:
-                        listed.name = names[listed.name]
+            for reference in _references(node):
+                if reference.name in names:
+                    reference.name = names[reference.name]
     return names[main]
 
 
 def _called(node) -> list[str]:
-    """The functions a node calls: its op, and its attributes' functions (by key)."""
-    called = [node.op]
+    """The functions a node calls: its op, and its attributes' functions."""
+    return [node.op] + [reference.name for reference in _references(node)]
+
+
+def _references(node) -> list:
+    """A node's attributes that name functions (by the attributes' keys), as
+    protobuf messages whose `name` can be set."""
+    references = []
     for key in sorted(node.attr):
         value = node.attr[key]
         if value.HasField("func"):
-            called.append(value.func.name)
-        called += [listed.name for listed in value.list.func]
-    return called
+            references.append(value.func)
+        references += list(value.list.func)
+    return references
 
 
 def _register(library) -> None:
