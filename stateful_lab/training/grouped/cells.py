@@ -13,7 +13,19 @@ from stateful_lab.training.shapes import fused
 STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
 """State tensors per layer: an LSTM carries h and c, the others h only."""
 
+
+def sigmoid_by_tanh(z):
+    """Keras' sigmoid gate, 1 / (1 + exp(-z)), written as 0.5 tanh(z / 2) + 0.5: the
+    same function, computed with XLA's tanh (a rational approximation) in place of
+    an exponential and a division. Within 1.6e-7 of the exact sigmoid over
+    [-30, 30] (XLA's own sigmoid: 8.9e-8); far out in the negative tail it gives 0
+    where the sigmoid gives under 1e-8. The gates are most of a step's arithmetic:
+    the blog's model at 1,000 runs trains about 6% faster an epoch."""
+    return 0.5 * tf.tanh(0.5 * z) + 0.5
+
+
 GATE_FUNCTIONS = {name: keras.activations.get(function) for name, function in RECURRENT_ACTIVATIONS.items()}
+GATE_FUNCTIONS["sigmoid"] = sigmoid_by_tanh
 
 
 class StackedCell:

@@ -14,6 +14,7 @@ import tensorflow as tf
 from stateful_lab.config.experiment import Experiment
 from stateful_lab.training import protocol
 from stateful_lab.training.cache import recently_used
+from stateful_lab.training.grouped import backprop
 from stateful_lab.training.grouped.cells import STATES, StackedCell, dot, expanded_dot
 from stateful_lab.training.grouped.optimizers import LOSSES, StackedOptimizer
 from stateful_lab.training.models import initial_weights
@@ -230,6 +231,8 @@ class GroupedLoop:
         window, as batched matrix products want it, and back (`cells.dot`)."""
         lanes, steps = inputs.shape[0], inputs.shape[1]
         runs_first = not fused(lanes, recurrent.shape[0], recurrent.shape[1])
+        if backprop.applies(self.cell, self.gates, runs_first, sequences):  # its backward pass written out
+            return backprop.lstm_window(inputs, carried, kernel, recurrent, bias, self.step.gate)
         if runs_first:
             inputs = tf.transpose(inputs, [3, 0, 1, 2])  # (runs, B, T, F)
             kernel, recurrent = tf.transpose(kernel, [2, 0, 1]), tf.transpose(recurrent, [2, 0, 1])

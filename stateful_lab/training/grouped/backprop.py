@@ -1,0 +1,102 @@
+"""A small LSTM layer's backward pass written out: backpropagation through the
+window's time steps for every run of a group, in place of TensorFlow's gradient
+of the step loop.
+
+TensorFlow differentiates a `tf.while_loop` by pushing every intermediate value
+of every step onto stacks of their own, each zero-filled, then copied, then
+popped by a second loop of generic gradient ops. Written out, a step keeps one
+record (its gates, and the state it started from) and the backward loop is the
+textbook one. The blog's model at 1,000 runs trains about 6% faster an epoch.
+
+Used for the layers it is written for (`applies`): LSTM cells with Keras'
+sigmoid gates, whose matrices are small enough to be fused (`shapes.fused`),
+returning their last output only. Everything else keeps TensorFlow's gradient.
+Its gradients equal TensorFlow's own within float32 rounding
+(tests/test_grouped.py), and trained runs equal Keras within 1e-5 like every
+grouped run."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tensorflow.compiler.tf2xla.python.xla import optimization_barrier
+
+from stateful_lab.training.grouped.cells import expanded_dot
+
+
+def applies(cell: str, gates: tuple[str, ...], runs_first: bool, sequences: bool) -> bool:
+    """Whether a layer's backward pass is written out here (the module says which)."""
+    return cell == "lstm" and gates == ("sigmoid",) and not runs_first and not sequences
+
+
+def lstm_window(inputs, carried, kernel, recurrent, bias, gate):
+    """An LSTM layer over the window, inputs (B, T, F, runs), from the state
+    `carried` ([h, c], each (B, units, runs)) with weights (F, 4 units, runs),
+    (units, 4 units, runs) and (4 units, runs): the last output and the final
+    state, as `GroupedLoop._layer` returns them. `gate` is the sigmoid gate
+    function, whose derivative is a (1 - a) for a gate value a."""
+    steps = inputs.shape[1]
+
+    @tf.custom_gradient
+    def window(inputs, h, c, kernel, recurrent, bias):
+        expanded_kernel, expanded_recurrent = kernel[None], recurrent[None]  # broadcast once: cells.expanded_dot
+
+        def step(index, h, c, records):
+            x = tf.gather(inputs, index, axis=1)
+            z = expanded_dot(x, expanded_kernel)
+            z = z + expanded_dot(h, expanded_recurrent)
+            z = z + bias
+            z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
+            gates = tf.concat([gate(z_i), gate(z_f), tf.tanh(z_c), gate(z_o)], axis=1)
+            # Computed once: without the barrier XLA fused the gates into both
+            # their users (the record and the new state), computing them twice.
+            (gates,) = optimization_barrier(gates)
+            i, f, g, o = tf.split(gates, 4, axis=1)
+            c_next = f * c + i * g
+            h_next = o * tf.tanh(c_next)
+            return index + 1, h_next, c_next, records.write(index, tf.concat([gates, c, h], axis=1))
+
+        records = tf.TensorArray(tf.float32, size=steps)
+        _, h_last, c_last, records = tf.while_loop(
+            lambda index, *_: index < steps, step, (tf.constant(0), h, c, records), maximum_iterations=steps
+        )
+        records = records.stack()  # (T, B, 6 units, runs)
+
+        def gradient(d_h, d_c):
+            d_c = tf.zeros_like(c_last) if d_c is None else d_c
+
+            def step_back(index, d_h, d_c, d_kernel, d_recurrent, d_bias, d_inputs):
+                i, f, g, o, c_before, h_before = tf.split(tf.gather(records, index), 6, axis=1)
+                tanh_c = tf.tanh(f * c_before + i * g)
+                d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+                d_z = tf.concat(
+                    [
+                        d_c * g * (i * (1 - i)),
+                        d_c * c_before * (f * (1 - f)),
+                        d_c * i * (1 - g * g),
+                        d_h * tanh_c * (o * (1 - o)),
+                    ],
+                    axis=1,
+                )  # (B, 4 units, runs)
+                x = tf.gather(inputs, index, axis=1)
+                d_kernel += tf.reduce_sum(x[:, :, None] * d_z[:, None], axis=0)
+                d_recurrent += tf.reduce_sum(h_before[:, :, None] * d_z[:, None], axis=0)
+                d_bias += tf.reduce_sum(d_z, axis=0)
+                d_inputs = d_inputs.write(index, tf.reduce_sum(d_z[:, None] * expanded_kernel, axis=2))
+                d_h = tf.reduce_sum(d_z[:, None] * expanded_recurrent, axis=2)
+                return index - 1, d_h, d_c * f, d_kernel, d_recurrent, d_bias, d_inputs
+
+            start = (tf.constant(steps - 1), d_h, d_c, tf.zeros_like(kernel), tf.zeros_like(recurrent))
+            d_inputs = tf.TensorArray(tf.float32, size=steps)
+            _, d_h, d_c, d_kernel, d_recurrent, d_bias, d_inputs = tf.while_loop(
+                lambda index, *_: index >= 0,
+                step_back,
+                (*start, tf.zeros_like(bias), d_inputs),
+                maximum_iterations=steps,
+            )
+            return tf.transpose(d_inputs.stack(), [1, 0, 2, 3]), d_h, d_c, d_kernel, d_recurrent, d_bias
+
+        return (h_last, c_last), gradient
+
+    h, c = carried
+    h, c = window(inputs, h, c, *(tf.convert_to_tensor(weight) for weight in (kernel, recurrent, bias)))
+    return h, [h, c]
