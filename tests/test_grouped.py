@@ -290,6 +290,31 @@ def test_shards_trained_side_by_side_equal_one_group_bit_for_bit(monkeypatch):
         ]
 
 
+def test_a_group_filled_up_to_whole_vectors_gives_each_run_the_same_figures(monkeypatch):
+    """10 runs of a program that is not size-sensitive train as a group of 16
+    (`sizing.padded`: whole vectors of 8 runs), the 6 copies' results dropped.
+    No run's arithmetic involves another run's, so every real run's figures
+    equal those of a group of exactly 10, bit for bit."""
+    units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1, 2, 3, 4))
+    monkeypatch.setattr(engine, "side_by_side", lambda: 1)
+    sizes, real = [], engine.Together
+
+    def recorded(items, shapes, size=None, slot=0, sharing=1):
+        sizes.append((len(items), size))
+        return real(items, shapes, size, slot, sharing)
+
+    monkeypatch.setattr(engine, "Together", recorded)
+    filled = train_group(units)
+    monkeypatch.setattr(engine, "padded", lambda runs: runs)
+    exact = train_group(units)
+    assert sizes == [(10, 16), (10, 10)]
+    assert [result.label for result in filled] == [result.label for result in exact] == [u.label for u in units]
+    for ours, reference in zip(filled, exact, strict=True):
+        assert [vars(epoch) | {"seconds": 0} for epoch in ours.epochs] == [
+            vars(epoch) | {"seconds": 0} for epoch in reference.epochs
+        ]
+
+
 def test_a_shard_that_fails_trains_its_units_alone_and_the_other_shard_trains(monkeypatch):
     units = units_of("first_timestep", ["train.epochs=2"], seeds=(0, 1))
     real = engine.Together

@@ -13,7 +13,7 @@ from stateful_lab.execution.plan import plan
 from stateful_lab.runs.unit import Unit, plan_units
 from stateful_lab.training import engine
 from stateful_lab.training.engine import train_group
-from stateful_lab.training.grouped.sizing import even_sizes, group_size, size_sensitive, split_sizes
+from stateful_lab.training.grouped.sizing import even_sizes, group_size, padded, size_sensitive, split_sizes
 
 from .conftest import smoke, smoke_experiment
 
@@ -25,6 +25,10 @@ from .conftest import smoke, smoke_experiment
 def test_group_sizes_are_as_equal_as_possible(runs, largest, split, even):
     assert split_sizes(runs, largest) == split
     assert even_sizes(runs, largest) == even
+
+
+def test_groups_are_filled_up_to_whole_vectors_of_runs_from_nine_runs_on():
+    assert [padded(runs) for runs in (1, 2, 8, 9, 16, 20, 500, 504)] == [1, 2, 8, 16, 16, 24, 504, 504]
 
 
 def test_runs_are_grouped_by_program_settings_and_time_claims_stay_alone():

@@ -42,7 +42,7 @@ from stateful_lab.runs.unit import Unit
 from stateful_lab.tasks import make_dataset
 from stateful_lab.training.engine import SHARD_STEPS, prepared, side_by_side
 from stateful_lab.training.grouped.program import GroupedLoop
-from stateful_lab.training.grouped.sizing import split_sizes
+from stateful_lab.training.grouped.sizing import padded, split_sizes
 from stateful_lab.training.models import build_model
 from stateful_lab.training.shapes import GATES
 from stateful_lab.training.trainers import train_loop
@@ -110,11 +110,15 @@ def lab_loop_ms_per_epoch(experiment, dataset) -> tuple[float, float]:
 
 
 def trained_group(
-    experiment: Experiment, runs: int, first: int = 0, slot: int = 0
+    experiment: Experiment, runs: int, first: int = 0, slot: int = 0, size: int | None = None
 ) -> tuple[GroupedLoop, tf.Tensor, tf.Tensor]:
     """A group of `runs` stateful runs (seeds `first` on), loaded and compiled, in
-    program slot `slot` (groups trained side by side need slots of their own)."""
+    program slot `slot` (groups trained side by side need slots of their own);
+    with `size`, filled up to that many runs with copies of the last, as `run`
+    fills a shard (`sizing.padded`)."""
     items = [prepared(Unit({}, "stateful", seed, experiment)) for seed in range(first, first + runs)]
+    items += items[-1:] * ((size or runs) - runs)
+    runs = len(items)
     group = GroupedLoop.for_group([experiment] * runs, ("bench",), slot)
     group.load([weights for _, weights in items], [True] * runs, [experiment] * runs)
     x, y = group.batches([dataset.x_train for dataset, _ in items], [dataset.y_train for dataset, _ in items])
@@ -138,11 +142,12 @@ def lab_group_ms_per_epoch(experiment: Experiment, runs: int) -> float:
 
 def lab_side_by_side_ms_per_epoch(experiment: Experiment, runs: int, lanes: int) -> dict[str, float]:
     """Median ms per epoch of training `runs` runs as `run` trains a large group:
-    cut into `lanes` shards (`training.engine`), each its own program, trained at
-    once in threads; and the cores busy meanwhile (CPU time / wall time)."""
+    cut into `lanes` shards (`training.engine`), each its own program filled up
+    to whole vectors of runs (`sizing.padded`), trained at once in threads; and
+    the cores busy meanwhile (CPU time / wall time)."""
     shards, start = [], 0
     for slot, size in enumerate(split_sizes(runs, math.ceil(runs / lanes))):
-        shards.append(trained_group(experiment, size, start, slot))
+        shards.append(trained_group(experiment, size, start, slot, padded(size)))
         start += size
 
     def epochs(shard) -> None:

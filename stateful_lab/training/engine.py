@@ -28,7 +28,7 @@ from stateful_lab.tasks import Dataset
 from stateful_lab.training import protocol
 from stateful_lab.training.grouped.driver import Together, shapes_of
 from stateful_lab.training.grouped.program import program_settings
-from stateful_lab.training.grouped.sizing import group_size, size_sensitive, split_sizes
+from stateful_lab.training.grouped.sizing import group_size, padded, size_sensitive, split_sizes
 from stateful_lab.training.models import build_model, initial_weights
 from stateful_lab.training.trainers import TRAINERS
 
@@ -123,7 +123,8 @@ def train_group(units: list[Unit]) -> list[RunResult]:
     a program that is not size-sensitive is cut into as many shards (`_shards`).
     A run's figures do not depend on the runs beside it in such a program, so a
     shard gives every run the figures the whole group gives, bit for bit
-    (tested); a size-sensitive program's groups are never cut."""
+    (tested); a size-sensitive program's groups are never cut. Such a shard is
+    filled up to a whole number of vectors of runs (`grouped.sizing.padded`)."""
     results, ready = [], []
     for unit in units:
         try:
@@ -144,7 +145,7 @@ def train_group(units: list[Unit]) -> list[RunResult]:
         shards = _shards(items, cores)
         start = 0
         for size in split_sizes(len(items), math.ceil(len(items) / shards)):
-            parts.append((items[start : start + size], shapes, size))
+            parts.append((items[start : start + size], shapes, padded(size)))
             start += size
     return results + _train_parts(parts, min(cores, len(parts)))
 
