@@ -6,7 +6,9 @@ TensorFlow differentiates a `tf.while_loop` by pushing every intermediate value
 of every step onto stacks of their own, each zero-filled, then copied, then
 popped by a second loop of generic gradient ops. Written out, a step keeps one
 record (its gates, and the state it started from) and the backward loop is the
-textbook one. The blog's model at 1,000 runs trains about 6% faster an epoch.
+textbook one. The blog's model at 1,000 runs, two shards side by side, one
+process, medians of 8 interleaved: 89.8 ms an epoch with TensorFlow's gradient,
+78.6 ms written out (one core, 500 runs: 82.6 and 78.0 ms).
 
 Used for the layers it is written for (`applies`): LSTM cells with Keras'
 sigmoid gates, whose matrices are small enough to be fused (`shapes.fused`),

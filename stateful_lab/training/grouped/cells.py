@@ -20,7 +20,8 @@ def sigmoid_by_tanh(z):
     an exponential and a division. Within 1.6e-7 of the exact sigmoid over
     [-30, 30] (XLA's own sigmoid: 8.9e-8); far out in the negative tail it gives 0
     where the sigmoid gives under 1e-8. The gates are most of a step's arithmetic:
-    the blog's model at 1,000 runs trains about 6% faster an epoch."""
+    the blog's model at 1,000 runs (two shards side by side, medians of 8
+    interleaved) took 89.8 ms an epoch against 95.2 ms with Keras' sigmoid."""
     return 0.5 * tf.tanh(0.5 * z) + 0.5
 
 
