@@ -20,7 +20,6 @@ grouped run."""
 from __future__ import annotations
 
 import tensorflow as tf
-from tensorflow.compiler.tf2xla.python.xla import optimization_barrier
 
 from stateful_lab.training.grouped.cells import expanded_dot
 
@@ -49,9 +48,6 @@ def lstm_window(inputs, carried, kernel, recurrent, bias, gate):
             z = z + bias
             z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
             gates = tf.concat([gate(z_i), gate(z_f), tf.tanh(z_c), gate(z_o)], axis=1)
-            # Computed once: without the barrier XLA fused the gates into both
-            # their users (the record and the new state), computing them twice.
-            (gates,) = optimization_barrier(gates)
             i, f, g, o = tf.split(gates, 4, axis=1)
             c_next = f * c + i * g
             h_next = o * tf.tanh(c_next)
