@@ -54,7 +54,7 @@ def report(plain, tuned, loop, loop_with_evaluation, groups, side, flops, best, 
         f"Floating-point work: {flops / 1e6:.2f} million operations per run and epoch (the matrix products, "
         f"forward and backward; a floor). At {best} runs the group does {achieved:.2f} GFLOP/s: "
         f"{100 * achieved / matmul:.1f}% of what one large float32 matrix product reaches on these cores "
-        f"({matmul:.1f} GFLOP/s, measured)" + _against_nominal(achieved, matmul, nominal),
+        f"({matmul:.1f} GFLOP/s, the best of 5 measurements)" + _against_nominal(achieved, matmul, nominal),
         "",
     ]
     return "\n".join(lines)
