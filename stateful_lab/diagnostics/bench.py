@@ -197,7 +197,7 @@ def measured_matmul_gflops(size: int = 2048, trials: int = 5) -> float:
     threads, the best these cores reach in practice: the best of `trials`
     timings of 5 products, a second apart. On a shared host a neighbour's load
     lowers a timing, never raises it, and a low rate would flatter every
-    fraction of it (one bench run measured 113 GFLOP/s, the next 198)."""
+    fraction of it (here one timing measured 113 GFLOP/s, the next 198)."""
     a = tf.random.stateless_uniform((size, size), seed=(1, 2))
     tf.matmul(a, a).numpy()
     rates = []
