@@ -72,12 +72,21 @@ def lstm_window(inputs, carried, kernel, recurrent, bias, gate):
 
         def gradient(d_h, d_c):
             d_c = tf.zeros_like(c_last) if d_c is None else d_c
+            # The loop carries the gradient of the cell state a step leaves as it
+            # reached the next step, before that step's forget gate (`forget_next`,
+            # ones after the last step), and applies the gate when it takes it up.
+            # (Applied at the end of the step instead, XLA copied the carried
+            # gradients every step, both the old ones and their replacements being
+            # live at once; the blog's model, 504 runs on one core, medians of 30
+            # interleaved epochs: 71.4 ms before, 65.1 ms after.)
+            forget = gates[1]
+            forget_next = tf.concat([forget[1:], tf.ones_like(forget[:1])], axis=0)
 
             def step_back(index, d_h, d_c, d_kernel, d_recurrent, d_bias, d_inputs):
                 i, f, g, o = (tf.gather(array, index) for array in gates)
                 c_before, c_after, h_before = tf.gather(cs, index), tf.gather(cs, index + 1), tf.gather(hs, index)
                 tanh_c = tf.tanh(c_after)
-                d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+                d_c = d_c * tf.gather(forget_next, index) + d_h * o * (1 - tanh_c * tanh_c)
                 d_z = tf.concat(
                     [
                         d_c * g * (i * (1 - i)),
@@ -93,7 +102,7 @@ def lstm_window(inputs, carried, kernel, recurrent, bias, gate):
                 d_bias += tf.reduce_sum(d_z, axis=0)
                 d_inputs = d_inputs.write(index, tf.reduce_sum(d_z[:, None] * expanded_kernel, axis=2))
                 d_h = tf.reduce_sum(d_z[:, None] * expanded_recurrent, axis=2)
-                return index - 1, d_h, d_c * f, d_kernel, d_recurrent, d_bias, d_inputs
+                return index - 1, d_h, d_c, d_kernel, d_recurrent, d_bias, d_inputs
 
             start = (tf.constant(steps - 1), d_h, d_c, tf.zeros_like(kernel), tf.zeros_like(recurrent))
             d_inputs = tf.TensorArray(tf.float32, size=steps)
@@ -103,6 +112,7 @@ def lstm_window(inputs, carried, kernel, recurrent, bias, gate):
                 (*start, tf.zeros_like(bias), d_inputs),
                 maximum_iterations=steps,
             )
+            d_c = d_c * forget[0]  # through the first step's forget gate, to the starting state
             return tf.transpose(d_inputs.stack(), [1, 0, 2, 3]), d_h, d_c, d_kernel, d_recurrent, d_bias
 
         return (h_last, c_last), gradient
