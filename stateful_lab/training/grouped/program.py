@@ -232,7 +232,7 @@ class GroupedLoop:
         lanes, steps = inputs.shape[0], inputs.shape[1]
         runs_first = not fused(lanes, recurrent.shape[0], recurrent.shape[1])
         if backprop.applies(self.cell, self.gates, runs_first, sequences):  # its backward pass written out
-            return backprop.lstm_window(inputs, carried, kernel, recurrent, bias, self.step.gate)
+            return backprop.lstm_window(inputs, carried, kernel, recurrent, bias)
         if runs_first:
             inputs = tf.transpose(inputs, [3, 0, 1, 2])  # (runs, B, T, F)
             kernel, recurrent = tf.transpose(kernel, [2, 0, 1]), tf.transpose(recurrent, [2, 0, 1])
