@@ -162,7 +162,10 @@ def test_the_written_out_lstm_backward_pass_equals_tensorflows_gradient(monkeypa
     to the inputs (a stacked layer's), the starting state and the weights agree
     within float32 rounding. The loss weighs the last h and the final c with
     random factors, so both incoming gradients count; the weights are large
-    enough that some gates saturate."""
+    enough that some gates saturate. And the same from the records of an earlier
+    window on other data (`buffers`, as the training loop passes them on): a
+    window writes every entry of its records before it reads it, so nothing of
+    the earlier window may reach its gradients."""
     import tensorflow as tf
 
     from stateful_lab.training.grouped import backprop
@@ -178,15 +181,21 @@ def test_the_written_out_lstm_backward_pass_equals_tensorflows_gradient(monkeypa
     factors = [random(4, 3), random(4, 3)]
 
     @tf.function(jit_compile=True, autograph=False)
-    def gradients():
+    def gradients(buffers=None):
         with tf.GradientTape() as tape:
             tape.watch([inputs, h, c, *weights])
-            _, (h_last, c_last) = group._layer(inputs, [h, c], *weights, sequences=False)
+            _, (h_last, c_last), _ = group._layer(inputs, [h, c], *weights, sequences=False, buffers=buffers)
             loss = tf.reduce_sum(h_last * factors[0]) + tf.reduce_sum(c_last * factors[1])
         return tape.gradient(loss, [inputs, h, c, *weights])
 
     assert backprop.applies(group.cell, group.gates, runs_first=False, sequences=False)
     written_out = [gradient.numpy() for gradient in gradients()]
+    other = random(4, 6, 2), [random(4, 3), random(4, 3)]
+    earlier = tf.function(lambda: group._layer(*other, *weights, sequences=False)[2], jit_compile=True, autograph=False)
+    buffers = earlier()
+    assert all(float(tf.reduce_max(tf.abs(buffer))) > 0.1 for buffer in buffers)  # filled: a real earlier window
+    for ours, fresh in zip(gradients(buffers), written_out):
+        np.testing.assert_array_equal(ours.numpy(), fresh)
     monkeypatch.setattr(backprop, "applies", lambda *_: False)
     traced_anew = tf.function(gradients.python_function, jit_compile=True, autograph=False)
     tensorflows = [gradient.numpy() for gradient in traced_anew()]

@@ -200,39 +200,57 @@ class GroupedLoop:
 
     # -- the model -------------------------------------------------------------
 
-    def _forward(self, x, states):
+    def _forward(self, x, states, buffers=None):
         """Predictions (B, 1, runs), or (B, T, 1, runs) per step, for inputs (B, T,
         F, runs) from `states` (zero for runs that do not carry state), and the
-        states after the last step, as Keras' layers compute them."""
+        states after the last step, as Keras' layers compute them; and the records
+        of the layers whose backward pass is written out, by layer, kept in
+        `buffers` (as `_record_buffers` makes them; None: fresh ones)."""
         weights = self.weights
         hidden = x
         final = []
+        records = {}
         carries = self.carries > 0
         for layer in range(len(self.units)):
             kernel, recurrent, bias = weights[3 * layer : 3 * layer + 3]
             carried = [tf.where(carries, value, tf.zeros_like(value)) for value in states[layer]]
             sequences = self.per_step or layer < len(self.units) - 1
-            hidden, carried = self._layer(hidden, carried, kernel, recurrent, bias, sequences)
+            kept = (buffers or {}).get(layer)
+            hidden, carried, kept = self._layer(hidden, carried, kernel, recurrent, bias, sequences, kept)
             final.append(carried)
+            if kept is not None:
+                records[layer] = kept
         dense_kernel, dense_bias = weights[-2:]
         if self.per_step:  # the Dense head at every step
             lanes, steps = tf.shape(hidden)[0], hidden.shape[1]
             flat = tf.reshape(hidden, (-1, hidden.shape[2], self.runs))
             logits = dot(flat, dense_kernel) + dense_bias[None]
-            return self.output_activation(tf.reshape(logits, (lanes, steps, 1, self.runs))), final
-        return self.output_activation(dot(hidden, dense_kernel) + dense_bias[None]), final
+            return self.output_activation(tf.reshape(logits, (lanes, steps, 1, self.runs))), final, records
+        return self.output_activation(dot(hidden, dense_kernel) + dense_bias[None]), final, records
 
-    def _layer(self, inputs, carried, kernel, recurrent, bias, sequences: bool):
+    def _record_buffers(self, lanes: int, steps: int) -> dict:
+        """Buffers for the records of the layers whose backward pass is written
+        out, by layer (`backprop.records`), for windows of `lanes` x `steps`."""
+        buffers = {}
+        for layer, units in enumerate(self.units):
+            columns = self.weights[3 * layer + 1].shape[1]
+            sequences = self.per_step or layer < len(self.units) - 1
+            if backprop.applies(self.cell, self.gates, not fused(lanes, units, columns), sequences):
+                buffers[layer] = backprop.records(lanes, steps, units, self.runs)
+        return buffers
+
+    def _layer(self, inputs, carried, kernel, recurrent, bias, sequences: bool, buffers=None):
         """One recurrent layer over the window (B, T, F, runs): every step's output
         (B, T, units, runs) if `sequences`, else the last step's (B, units, runs);
-        and the final state. The steps run in a loop (unrolled, XLA compiled for
+        the final state; and, if its backward pass is written out, its records
+        (kept in `buffers`, `backprop.lstm_window`), else None. The steps run in a loop (unrolled, XLA compiled for
         longer and ran slower: 371 against 221 ms an epoch at 1,000 runs, the blog's
         model). A large layer is turned runs-first for the
         window, as batched matrix products want it, and back (`cells.dot`)."""
         lanes, steps = inputs.shape[0], inputs.shape[1]
         runs_first = not fused(lanes, recurrent.shape[0], recurrent.shape[1])
         if backprop.applies(self.cell, self.gates, runs_first, sequences):  # its backward pass written out
-            return backprop.lstm_window(inputs, carried, kernel, recurrent, bias)
+            return backprop.lstm_window(inputs, carried, kernel, recurrent, bias, buffers)
         if runs_first:
             inputs = tf.transpose(inputs, [3, 0, 1, 2])  # (runs, B, T, F)
             kernel, recurrent = tf.transpose(kernel, [2, 0, 1]), tf.transpose(recurrent, [2, 0, 1])
@@ -262,11 +280,11 @@ class GroupedLoop:
         if runs_first:  # back to runs last
             carried = [tf.transpose(value, [1, 2, 0]) for value in carried]
             if sequences:
-                return tf.transpose(outputs.stack(), [2, 0, 3, 1]), carried
-            return tf.transpose(outputs.read(steps - 1), [1, 2, 0]), carried
+                return tf.transpose(outputs.stack(), [2, 0, 3, 1]), carried, None
+            return tf.transpose(outputs.read(steps - 1), [1, 2, 0]), carried, None
         if sequences:
-            return tf.transpose(outputs.stack(), [1, 0, 2, 3]), carried
-        return carried[0], carried
+            return tf.transpose(outputs.stack(), [1, 0, 2, 3]), carried, None
+        return carried[0], carried, None
 
     def _figures(self, y_true, y_pred):
         """Each run's mean loss and accuracy over a batch, shape (runs,)."""
@@ -332,20 +350,22 @@ class GroupedLoop:
         mean loss and accuracy over the epoch, shape (runs,) each. `starts`: the
         lanes that take their next entity before each batch, (batches, B, runs)."""
 
-        def step(index, loss_sum, correct_sum):
+        def step(index, loss_sum, correct_sum, buffers):
             protocol.zero_before(index, self.reset_every, self._flat(self.states))
             if starts is not None:
                 protocol.zero_lanes(self._flat(self.states), starts[index])
             with tf.GradientTape() as tape:
-                y_pred, final = self._forward(x_batches[index], self.states)
+                y_pred, final, buffers = self._forward(x_batches[index], self.states, buffers)
                 loss, correct = self._figures(y_batches[index], y_pred)
                 total = tf.reduce_sum(loss)  # runs never mix: d total / d loss_r = 1
             gradients = tape.gradient(total, self.weights)
             self.optimizer.apply(gradients, self.weights)
             self._carry(self.states, final)
-            return loss_sum + loss, correct_sum + correct
+            return loss_sum + loss, correct_sum + correct, buffers
 
-        return self._mean_over_batches(step, x_batches)
+        # The written-out layers' records: made once, each batch's passed on to the next.
+        buffers = self._record_buffers(x_batches.shape[1], x_batches.shape[2])
+        return self._mean_over_batches(step, x_batches, buffers)
 
     def _evaluate(self, x_batches, y_batches, starts=None):
         """The test set in order for every run, from a zero state that is then put back."""
@@ -354,22 +374,23 @@ class GroupedLoop:
             protocol.zero_before(index, self.reset_every, self._flat(self.states))
             if starts is not None:
                 protocol.zero_lanes(self._flat(self.states), starts[index])
-            y_pred, final = self._forward(x_batches[index], self.states)
+            y_pred, final, _ = self._forward(x_batches[index], self.states)
             self._carry(self.states, final)
             loss, correct = self._figures(y_batches[index], y_pred)
             return loss_sum + loss, correct_sum + correct
 
         return protocol.evaluated_from_zero(self._flat(self.states), lambda: self._mean_over_batches(step, x_batches))
 
-    def _mean_over_batches(self, step, x_batches):
-        """Run `step(index, loss_sum, correct_sum)` over the batches in order; each
-        run's mean loss and accuracy."""
+    def _mean_over_batches(self, step, x_batches, *carried):
+        """Run `step(index, loss_sum, correct_sum, *carried)` over the batches in
+        order, each batch's `carried` (returned after the sums) passed on to the
+        next; each run's mean loss and accuracy."""
         batches = tf.shape(x_batches)[0]
         zeros = tf.zeros(self.runs)
-        _, loss_sum, correct_sum = tf.while_loop(
+        _, loss_sum, correct_sum, *_ = tf.while_loop(
             lambda index, *_: index < batches,
             lambda index, *sums: (index + 1, *step(index, *sums)),
-            (tf.constant(0), zeros, zeros),
+            (tf.constant(0), zeros, zeros, *carried),
         )
         count = tf.cast(batches, tf.float32)
         return loss_sum / count, correct_sum / count
@@ -380,7 +401,7 @@ class GroupedLoop:
         `forecast_inputs` gives them)."""
 
         def step(window):
-            y_pred, final = self._forward(window, self.twin_states)
+            y_pred, final, _ = self._forward(window, self.twin_states)
             self._carry(self.twin_states, final)
             return y_pred[0, 0] if self.classes == 1 else y_pred[0]  # (runs,), or (classes, runs)
 
